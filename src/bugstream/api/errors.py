@@ -1,0 +1,82 @@
+"""Every REST error in one shape, the same as the WebSocket's:
+
+    {"type": "error", "payload": {"code": "...", "message": "...", ...details}}
+
+Codes come from `bugstream.domain.errors.ErrorCode`; docs/errors.md explains each.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bugstream.domain.errors import HTTP_STATUS, BugstreamError, ErrorCode, FieldError
+
+_log = logging.getLogger(__name__)
+
+_STATUS_CODES: dict[int, ErrorCode] = {
+    400: ErrorCode.INVALID_MESSAGE_FORMAT,
+    401: ErrorCode.INVALID_TOKEN,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.NOT_FOUND,
+    413: ErrorCode.MESSAGE_TOO_LARGE,
+    429: ErrorCode.RATE_LIMITED,
+}
+
+
+def error_response(
+    code: ErrorCode, message: str, status: int | None = None, **details: Any
+) -> ORJSONResponse:
+    body = {"type": "error", "payload": {"code": code.value, "message": message, **details}}
+    return ORJSONResponse(body, status_code=status or HTTP_STATUS[code])
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    # Drop the "body"/"query"/"path" prefix: clients know fields by their own names.
+    parts = [str(p) for p in loc[1:]] if loc and loc[0] in {"body", "query", "path"} else loc
+    return ".".join(str(p) for p in parts) or "body"
+
+
+def validation_error_response(errors: list[dict[str, Any]]) -> ORJSONResponse:
+    """pydantic errors -> `invalid_message_format`, `missing_required_fields` or
+    `validation_failed` (in that order of precedence), naming every failing field."""
+    if any(e["type"] in {"json_invalid", "model_attributes_type"} for e in errors) or any(
+        e["type"] == "dict_type" and tuple(e["loc"]) == ("body",) for e in errors
+    ):
+        return error_response(ErrorCode.INVALID_MESSAGE_FORMAT, "the body is not a JSON object")
+    missing = [_field_name(tuple(e["loc"])) for e in errors if e["type"] == "missing"]
+    if missing:
+        return error_response(
+            ErrorCode.MISSING_REQUIRED_FIELDS,
+            f"missing required fields: {', '.join(missing)}",
+            fields=missing,
+        )
+    fields = [FieldError(_field_name(tuple(e["loc"])), e["type"], e["msg"]) for e in errors]
+    names = ", ".join(dict.fromkeys(f["field"] for f in fields))
+    return error_response(ErrorCode.VALIDATION_FAILED, f"invalid value for: {names}", fields=fields)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(BugstreamError)
+    async def _bugstream_error(_request: Request, exc: BugstreamError) -> ORJSONResponse:
+        return error_response(exc.code, exc.message, **exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        return validation_error_response(list(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, ErrorCode.INTERNAL_ERROR)
+        return error_response(code, str(exc.detail), status=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> ORJSONResponse:
+        _log.exception("unhandled error", exc_info=exc)
+        return error_response(ErrorCode.INTERNAL_ERROR, "internal server error")

@@ -1,0 +1,14 @@
+"""The `/api/v1` router with every resource."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from bugstream.api.routes import admin, auth, bugs, comments, notifications, projects, users
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+    for module in (auth, users, projects, bugs, comments, notifications, admin):
+        router.include_router(module.router)
+    return router

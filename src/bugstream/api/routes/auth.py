@@ -1,0 +1,56 @@
+"""POST /auth/token: username and password for an access token."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from bugstream.api.deps import Ctx, CurrentActor, get_token_config
+from bugstream.auth.tokens import TokenConfig, issue_token, verify_token
+from bugstream.domain.models import User
+from bugstream.services.users import authenticate, get_user
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds until the token expires")
+    expires_at: datetime
+    user: User
+
+
+def _token_for(config: TokenConfig, user: User) -> TokenResponse:
+    token = issue_token(config, user_id=user.id, role=user.role.value)
+    claims = verify_token(config, token)
+    return TokenResponse(
+        access_token=token,
+        expires_in=config.access_ttl_seconds,
+        expires_at=claims.expires_at,
+        user=user,
+    )
+
+
+@router.post("/token", summary="Log in: exchange username and password for a JWT")
+async def login(
+    body: Credentials, ctx: Ctx, config: Annotated[TokenConfig, Depends(get_token_config)]
+) -> TokenResponse:
+    user = await authenticate(ctx, body.username, body.password)
+    return _token_for(config, user)
+
+
+@router.post("/refresh", summary="A fresh token for the bearer of a valid one")
+async def refresh(
+    actor: CurrentActor, ctx: Ctx, config: Annotated[TokenConfig, Depends(get_token_config)]
+) -> TokenResponse:
+    return _token_for(config, await get_user(ctx, actor, actor.user_id))

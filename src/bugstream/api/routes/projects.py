@@ -1,0 +1,65 @@
+"""Projects and their members."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from bugstream.api.deps import Ctx, CurrentActor, Paging
+from bugstream.domain.models import (
+    Membership,
+    MembershipAdd,
+    Page,
+    Project,
+    ProjectCreate,
+    ProjectUpdate,
+    User,
+)
+from bugstream.services import projects
+
+router = APIRouter(prefix="/projects", tags=["projects"])
+
+
+@router.get("", summary="Projects you are a member of (all, for admins)")
+async def list_projects(ctx: Ctx, actor: CurrentActor, page: Paging) -> Page[Project]:
+    return await projects.list_projects(ctx, actor, page)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a project")
+async def create_project(ctx: Ctx, actor: CurrentActor, body: ProjectCreate) -> Project:
+    return (await projects.create_project(ctx, actor, body)).value
+
+
+@router.get("/{project_id}", summary="Read a project")
+async def get_project(ctx: Ctx, actor: CurrentActor, project_id: int) -> Project:
+    return await projects.get_project(ctx, actor, project_id)
+
+
+@router.patch("/{project_id}", summary="Update a project")
+async def update_project(
+    ctx: Ctx, actor: CurrentActor, project_id: int, body: ProjectUpdate
+) -> Project:
+    return (await projects.update_project(ctx, actor, project_id, body)).value
+
+
+@router.delete("/{project_id}", status_code=204, summary="Delete a project and all in it")
+async def delete_project(ctx: Ctx, actor: CurrentActor, project_id: int) -> Response:
+    await projects.delete_project(ctx, actor, project_id)
+    return Response(status_code=204)
+
+
+@router.get("/{project_id}/members", summary="The project's members")
+async def list_members(ctx: Ctx, actor: CurrentActor, project_id: int) -> list[User]:
+    return await projects.list_members(ctx, actor, project_id)
+
+
+@router.post("/{project_id}/members", status_code=status.HTTP_201_CREATED, summary="Add a member")
+async def add_member(
+    ctx: Ctx, actor: CurrentActor, project_id: int, body: MembershipAdd
+) -> Membership:
+    return (await projects.add_member(ctx, actor, project_id, body)).value
+
+
+@router.delete("/{project_id}/members/{user_id}", status_code=204, summary="Remove a member")
+async def remove_member(ctx: Ctx, actor: CurrentActor, project_id: int, user_id: int) -> Response:
+    await projects.remove_member(ctx, actor, project_id, user_id)
+    return Response(status_code=204)

@@ -1,0 +1,56 @@
+"""Users: admins manage accounts; everyone reads and edits themselves."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from bugstream.api.deps import Ctx, CurrentActor, Paging
+from bugstream.domain.enums import Role, UserStatus
+from bugstream.domain.models import Page, User, UserCreate, UserStatusChange, UserUpdate
+from bugstream.services import users
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("", summary="List users (admins)")
+async def list_users(
+    ctx: Ctx,
+    actor: CurrentActor,
+    page: Paging,
+    role: Role | None = None,
+    status: UserStatus | None = None,
+) -> Page[User]:
+    return await users.list_users(ctx, actor, page, role=role, status=status)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a user (admins)")
+async def create_user(ctx: Ctx, actor: CurrentActor, body: UserCreate) -> User:
+    return (await users.create_user(ctx, actor, body)).value
+
+
+@router.get("/me", summary="The authenticated user")
+async def me(ctx: Ctx, actor: CurrentActor) -> User:
+    return await users.get_user(ctx, actor, actor.user_id)
+
+
+@router.get("/{user_id}", summary="Read a user (admins, or yourself)")
+async def get_user(ctx: Ctx, actor: CurrentActor, user_id: int) -> User:
+    return await users.get_user(ctx, actor, user_id)
+
+
+@router.patch("/{user_id}", summary="Update a user (admins, or yourself without role)")
+async def update_user(ctx: Ctx, actor: CurrentActor, user_id: int, body: UserUpdate) -> User:
+    return (await users.update_user(ctx, actor, user_id, body)).value
+
+
+@router.post("/{user_id}/status", summary="Activate, deactivate or suspend a user (admins)")
+async def change_status(
+    ctx: Ctx, actor: CurrentActor, user_id: int, body: UserStatusChange
+) -> User:
+    return (await users.change_user_status(ctx, actor, user_id, body)).value
+
+
+@router.delete("/{user_id}", status_code=204, summary="Delete a user (admins)")
+async def delete_user(ctx: Ctx, actor: CurrentActor, user_id: int) -> Response:
+    await users.delete_user(ctx, actor, user_id)
+    return Response(status_code=204)

@@ -1,0 +1,97 @@
+"""Configuration: every setting is an environment variable `BUGSTREAM_<NAME>`.
+
+Defaults run with no setup at all: SQLite under `./var/`, the in-memory bus, and a development
+JWT secret created on first run and kept in `./var/jwt-secret`. docs/deployment.md lists every
+variable; keep it in step with this class.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BUGSTREAM_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path("var")
+
+    # Storage
+    database_url: str = ""
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    auto_migrate: bool = True
+
+    # Event bus
+    bus_url: str = "memory://"
+
+    # Authentication
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: int = Field(default=0, ge=0)
+    access_token_ttl_seconds: int = Field(default=3600, ge=1)
+
+    # First run: the admin account created when there are no users at all.
+    bootstrap_admin: bool = True
+    admin_username: str = "admin"
+    admin_email: str = "admin@example.com"
+
+    # REST
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+
+    # Reminders
+    reminders_enabled: bool = True
+    reminder_age_seconds: float = Field(default=3 * 86400, gt=0)
+    reminder_interval_seconds: float = Field(default=3600, gt=0)
+
+    # Logging
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'bugstream.db'}"
+        if self.jwt_public_key is None and self.jwt_public_key_file is not None:
+            self.jwt_public_key = self.jwt_public_key_file.read_text()
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    def resolve_jwt_secret(self) -> str | None:
+        """The HS256 secret: configured, or (development only) kept in `data_dir/jwt-secret`.
+
+        Production never invents a secret: tokens must survive restarts and be the same on
+        every instance, so it must be configured.
+        """
+        if self.jwt_secret:
+            return self.jwt_secret
+        if "HS256" not in self.jwt_algorithms:
+            return None
+        if self.is_production:
+            raise RuntimeError("BUGSTREAM_JWT_SECRET must be set in production")
+        path = self.data_dir / "jwt-secret"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(secret + "\n")
+        return secret
