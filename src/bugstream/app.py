@@ -96,10 +96,11 @@ def announce_admin(admin: BootstrapAdmin) -> None:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, ctx: ServiceContext | None = None) -> FastAPI:
+    """The application. `ctx` replaces the service context built from settings (tests)."""
     settings = settings or Settings()
     config = token_config(settings)
-    ctx = service_context(settings)
+    ctx = ctx or service_context(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -59,6 +59,8 @@ async def create_user(ctx: ServiceContext, actor: Actor | None, data: UserCreate
     """Create an account. `actor=None` is the system itself (CLI, first-run bootstrap)."""
     if actor is not None:
         _require_admin(actor, Action.USER_CREATE)
+    # Hash before the transaction: the hash is slow on purpose, and must not hold the lock.
+    password_hash = await ctx.passwords.hash(data.password)
     async with ctx.db.transaction() as tx:
         await _require_unique(tx.users, data.username, data.email)
         now = ctx.clock()
@@ -66,7 +68,7 @@ async def create_user(ctx: ServiceContext, actor: Actor | None, data: UserCreate
             {
                 "username": data.username,
                 "email": data.email,
-                "password_hash": await ctx.passwords.hash(data.password),
+                "password_hash": password_hash,
                 "role": data.role.value,
                 "status": data.status.value,
                 "created_at": now,
@@ -89,6 +91,7 @@ async def update_user(
         _require_admin(actor, Action.USER_UPDATE)
     if data.role is not None:
         _require_admin(actor, Action.USER_CHANGE_ROLE)
+    new_hash = None if data.password is None else await ctx.passwords.hash(data.password)
     async with ctx.db.transaction() as tx:
         user = await _get_user(tx, user_id)
         if data.role is not None and is_self and data.role is not user.role:
@@ -101,8 +104,8 @@ async def update_user(
         if data.role is not None and data.role is not user.role:
             values["role"] = data.role.value
         await _require_unique(tx.users, values.get("username"), values.get("email"))
-        if data.password is not None:
-            values["password_hash"] = await ctx.passwords.hash(data.password)
+        if new_hash is not None:
+            values["password_hash"] = new_hash
         if not values:
             return Result(user)
         values["updated_at"] = ctx.clock()
