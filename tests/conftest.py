@@ -30,6 +30,15 @@ from tests.support.clock import FakeClock
 from tests.support.factory import Factory
 
 POSTGRES_ENV = "BUGSTREAM_TEST_POSTGRES_URL"
+REQUIRE_SERVICES_ENV = "BUGSTREAM_REQUIRE_SERVICES"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip a suite whose service is not configured; in CI (BUGSTREAM_REQUIRE_SERVICES=1) a
+    missing service is a failure, never a silent skip."""
+    if os.environ.get(REQUIRE_SERVICES_ENV) == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 def run_blocking(coro: Coroutine[Any, Any, None]) -> None:
@@ -74,7 +83,7 @@ def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test session."""
     base = os.environ.get(POSTGRES_ENV)
     if not base:
-        pytest.skip(f"PostgreSQL suites need {POSTGRES_ENV}=postgresql+asyncpg://user@host/db")
+        skip_or_fail(f"PostgreSQL suites need {POSTGRES_ENV}=postgresql+asyncpg://user@host/db")
     name = f"bugstream_test_{uuid.uuid4().hex[:10]}"
     admin_url = make_url(base)
     url = admin_url.set(database=name).render_as_string(hide_password=False)

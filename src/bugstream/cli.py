@@ -16,7 +16,7 @@ from bugstream.domain.enums import Role
 from bugstream.domain.errors import BugstreamError
 from bugstream.domain.models import UserCreate
 from bugstream.services.users import create_user
-from bugstream.settings import Settings
+from bugstream.settings import ConfigurationError, Settings
 from bugstream.store import migrate
 
 
@@ -115,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         for error in exc.errors():
             print(f"error: {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
+        return 2
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except BugstreamError as exc:
         print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)

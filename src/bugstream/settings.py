@@ -15,6 +15,10 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class ConfigurationError(Exception):
+    """The settings cannot work as given; the message says which variable to set."""
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -86,7 +90,10 @@ class Settings(BaseSettings):
         if "HS256" not in self.jwt_algorithms:
             return None
         if self.is_production:
-            raise RuntimeError("BUGSTREAM_JWT_SECRET must be set in production")
+            raise ConfigurationError(
+                "BUGSTREAM_JWT_SECRET must be set in production (or BUGSTREAM_JWT_ALGORITHMS "
+                "without HS256 and BUGSTREAM_JWT_PUBLIC_KEY for an external identity provider)"
+            )
         path = self.data_dir / "jwt-secret"
         if path.exists():
             return path.read_text().strip()
