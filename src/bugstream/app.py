@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -17,14 +18,21 @@ from bugstream.api.body_limit import BodyLimitMiddleware
 from bugstream.api.router import api_router
 from bugstream.auth.passwords import hash_password, verify_password
 from bugstream.auth.tokens import TokenConfig
+from bugstream.bus.base import Bus
+from bugstream.bus.factory import create_bus
 from bugstream.domain.enums import Role
 from bugstream.domain.models import User, UserCreate
+from bugstream.gateway.config import GatewayConfig
+from bugstream.gateway.gateway import Gateway
+from bugstream.gateway.uvicorn_protocol import GATEWAY_STATE_KEY
 from bugstream.services.context import ServiceContext
 from bugstream.services.reminders import ReminderScheduler
 from bugstream.services.users import any_users, create_user
 from bugstream.settings import Settings
 from bugstream.store import migrate
 from bugstream.store.database import Database
+from bugstream.store.outbox import latest_event_id
+from bugstream.store.relay import OutboxRelay
 
 log = logging.getLogger("bugstream")
 
@@ -96,6 +104,91 @@ def announce_admin(admin: BootstrapAdmin) -> None:
     )
 
 
+def gateway_config(settings: Settings) -> GatewayConfig:
+    return GatewayConfig(
+        ping_interval=settings.ws_ping_interval_seconds,
+        idle_timeout=settings.ws_idle_timeout_seconds,
+        max_connections_per_user=settings.ws_max_connections_per_user,
+        max_connections=settings.ws_max_connections,
+        max_message_bytes=settings.ws_max_message_bytes,
+        max_frame_bytes=settings.ws_max_frame_bytes,
+        rate_capacity=settings.ws_rate_limit_capacity,
+        rate_refill_per_second=settings.ws_rate_limit_refill_per_second,
+        max_backlog_bytes=settings.ws_max_backlog_bytes,
+        abuse_threshold=settings.ws_abuse_threshold,
+        abuse_window=settings.ws_abuse_window_seconds,
+        block_seconds=settings.ws_block_seconds,
+        allowed_origins=tuple(settings.ws_allowed_origins),
+        allow_localhost_origins=not settings.is_production,
+        behind_tls_proxy=settings.behind_tls_proxy,
+        require_tls=settings.is_production and not settings.behind_tls_proxy,
+        shutdown_grace=settings.shutdown_grace_seconds,
+    )
+
+
+class Runtime:
+    """Everything that runs while the application is up: bus, relay, gateway, scheduler."""
+
+    def __init__(self, settings: Settings, ctx: ServiceContext, tokens: TokenConfig) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.tokens = tokens
+        self.bus: Bus | None = None
+        self.relay: OutboxRelay | None = None
+        self.gateway: Gateway | None = None
+        self.scheduler = ReminderScheduler(ctx, interval=settings.reminder_interval_seconds)
+
+    async def start(self) -> None:
+        settings, ctx = self.settings, self.ctx
+        if settings.auto_migrate:
+            await migrate.upgrade(ctx.db.engine)
+        admin = await bootstrap_admin(ctx, settings)
+        if admin is not None:
+            announce_admin(admin)
+        async with ctx.db.read() as repos:
+            latest = await latest_event_id(repos.conn)
+        # The replay window starts `replay_window_events` back, rebuilt from the outbox.
+        window_start = max(0, latest - settings.replay_window_events)
+        self.bus = create_bus(
+            settings.bus_url,
+            max_events=settings.replay_window_events,
+            max_age=settings.replay_window_seconds,
+            start_after=window_start,
+        )
+        await self.bus.start()
+        relay_from = max(window_start, await self.bus.last_event_id())
+        self.relay = OutboxRelay(
+            ctx.db,
+            self.bus.publish,
+            position=relay_from,
+            poll_interval=settings.relay_poll_interval_seconds,
+        )
+        await self.relay.drain()
+        ctx.db.on_events_committed.append(self.relay.wake)
+        self.relay.start()
+        self.gateway = Gateway(
+            ctx=ctx,
+            tokens=self.tokens,
+            bus=self.bus,
+            config=gateway_config(settings),
+            position=await self.bus.last_event_id(),
+        )
+        await self.gateway.start()
+        if settings.reminders_enabled:
+            self.scheduler.start()
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+        if self.gateway is not None:
+            await self.gateway.stop()
+        if self.relay is not None:
+            self.ctx.db.on_events_committed.remove(self.relay.wake)
+            await self.relay.stop()
+        if self.bus is not None:
+            await self.bus.close()
+        await self.ctx.db.dispose()
+
+
 def create_app(settings: Settings | None = None, *, ctx: ServiceContext | None = None) -> FastAPI:
     """The application. `ctx` replaces the service context built from settings (tests)."""
     settings = settings or Settings()
@@ -103,20 +196,15 @@ def create_app(settings: Settings | None = None, *, ctx: ServiceContext | None =
     ctx = ctx or service_context(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.auto_migrate:
-            await migrate.upgrade(ctx.db.engine)
-        admin = await bootstrap_admin(ctx, settings)
-        if admin is not None:
-            announce_admin(admin)
-        scheduler = ReminderScheduler(ctx, interval=settings.reminder_interval_seconds)
-        if settings.reminders_enabled:
-            scheduler.start()
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        runtime = Runtime(settings, ctx, config)
+        app.state.runtime = runtime
+        await runtime.start()
         try:
-            yield
+            # uvicorn hands lifespan state to the /ws protocol (gateway/uvicorn_protocol.py).
+            yield {GATEWAY_STATE_KEY: runtime.gateway}
         finally:
-            await scheduler.stop()
-            await ctx.db.dispose()
+            await runtime.stop()
 
     app = FastAPI(
         title="bugstream",

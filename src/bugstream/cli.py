@@ -7,10 +7,11 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from bugstream.app import create_app, service_context, token_config
+from bugstream.app import service_context, token_config
 from bugstream.auth.tokens import issue_token
 from bugstream.domain.enums import Role
 from bugstream.domain.errors import BugstreamError
@@ -21,14 +22,17 @@ from bugstream.store import migrate
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    from bugstream.server import serve
 
     if args.host:
         settings.host = args.host
     if args.port is not None:
         settings.port = args.port
-    app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    if args.certfile:
+        settings.tls_certfile = args.certfile
+    if args.keyfile:
+        settings.tls_keyfile = args.keyfile
+    serve(settings)
     return 0
 
 
@@ -86,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API and /ws")
     serve.add_argument("--host", help="address to bind (default BUGSTREAM_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default BUGSTREAM_PORT or 8000)")
+    serve.add_argument("--certfile", type=Path, help="TLS certificate (PEM): serve https/wss")
+    serve.add_argument("--keyfile", type=Path, help="TLS private key (PEM)")
 
     commands.add_parser("migrate", help="bring the database schema up to date")
 

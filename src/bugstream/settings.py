@@ -59,6 +59,32 @@ class Settings(BaseSettings):
     # REST
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
 
+    # TLS (wss://): serve it directly, or sit behind a proxy that terminates it.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    behind_tls_proxy: bool = False
+
+    # WebSocket gateway (/ws)
+    ws_ping_interval_seconds: float = Field(default=30.0, gt=0)
+    ws_idle_timeout_seconds: float = Field(default=60.0, gt=0)
+    ws_max_connections_per_user: int = Field(default=3, ge=1)
+    ws_max_connections: int = Field(default=10_000, ge=1)
+    ws_max_message_bytes: int = Field(default=65_536, ge=64)
+    ws_max_frame_bytes: int = Field(default=1_048_576, ge=1024)
+    ws_rate_limit_capacity: float = Field(default=60.0, ge=1)
+    ws_rate_limit_refill_per_second: float = Field(default=1.0, gt=0)
+    ws_max_backlog_bytes: int = Field(default=4_194_304, ge=65_536)
+    ws_abuse_threshold: int = Field(default=20, ge=1)
+    ws_abuse_window_seconds: float = Field(default=60.0, gt=0)
+    ws_block_seconds: float = Field(default=300.0, ge=0)
+    ws_allowed_origins: list[str] = Field(default_factory=list)
+    shutdown_grace_seconds: float = Field(default=5.0, ge=0)
+
+    # Event log kept for resuming clients
+    replay_window_events: int = Field(default=10_000, ge=1)
+    replay_window_seconds: float = Field(default=3600.0, gt=0)
+    relay_poll_interval_seconds: float = Field(default=0.5, gt=0)
+
     # Reminders
     reminders_enabled: bool = True
     reminder_age_seconds: float = Field(default=3 * 86400, gt=0)
@@ -78,6 +104,22 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    @property
+    def serves_tls(self) -> bool:
+        return self.tls_certfile is not None and self.tls_keyfile is not None
+
+    def check_transport_security(self) -> None:
+        """Production serves wss:// itself or sits behind a TLS-terminating proxy."""
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ConfigurationError(
+                "set both BUGSTREAM_TLS_CERTFILE and BUGSTREAM_TLS_KEYFILE, or neither"
+            )
+        if self.is_production and not self.serves_tls and not self.behind_tls_proxy:
+            raise ConfigurationError(
+                "production requires TLS: set BUGSTREAM_TLS_CERTFILE and BUGSTREAM_TLS_KEYFILE, "
+                "or BUGSTREAM_BEHIND_TLS_PROXY=true behind a proxy that terminates TLS"
+            )
 
     def resolve_jwt_secret(self) -> str | None:
         """The HS256 secret: configured, or (development only) kept in `data_dir/jwt-secret`.

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bugstream.api.errors import error_response
 from bugstream.domain.errors import ErrorCode
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised by `receive` once the body passes the limit.
+
+    An `HTTPException` (413) because FastAPI's body reader re-raises those but turns any other
+    error into `400 There was an error parsing the body`; the API's handler then answers
+    `413 message_too_large`.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body exceeds {max_bytes} bytes")
 
 
 class BodyLimitMiddleware:
@@ -39,7 +48,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         try:

@@ -15,9 +15,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bugstream.domain.errors import HTTP_STATUS, BugstreamError, ErrorCode, FieldError
+from bugstream.domain.errors import HTTP_STATUS, BugstreamError, ErrorCode
+from bugstream.domain.validation import error_from_pydantic
 
 _log = logging.getLogger(__name__)
+
+# Clients know fields by their own names, without FastAPI's location prefix.
+_LOCATIONS = frozenset({"body", "query", "path"})
 
 _STATUS_CODES: dict[int, ErrorCode] = {
     400: ErrorCode.INVALID_MESSAGE_FORMAT,
@@ -37,29 +41,15 @@ def error_response(
     return ORJSONResponse(body, status_code=status or HTTP_STATUS[code])
 
 
-def _field_name(loc: tuple[Any, ...]) -> str:
-    # Drop the "body"/"query"/"path" prefix: clients know fields by their own names.
-    parts = [str(p) for p in loc[1:]] if loc and loc[0] in {"body", "query", "path"} else loc
-    return ".".join(str(p) for p in parts) or "body"
-
-
 def validation_error_response(errors: list[dict[str, Any]]) -> ORJSONResponse:
-    """pydantic errors -> `invalid_message_format`, `missing_required_fields` or
-    `validation_failed` (in that order of precedence), naming every failing field."""
+    """pydantic errors -> `invalid_message_format` for a body that is not a JSON object,
+    else `missing_required_fields` or `validation_failed` (domain.validation)."""
     if any(e["type"] in {"json_invalid", "model_attributes_type"} for e in errors) or any(
         e["type"] == "dict_type" and tuple(e["loc"]) == ("body",) for e in errors
     ):
         return error_response(ErrorCode.INVALID_MESSAGE_FORMAT, "the body is not a JSON object")
-    missing = [_field_name(tuple(e["loc"])) for e in errors if e["type"] == "missing"]
-    if missing:
-        return error_response(
-            ErrorCode.MISSING_REQUIRED_FIELDS,
-            f"missing required fields: {', '.join(missing)}",
-            fields=missing,
-        )
-    fields = [FieldError(_field_name(tuple(e["loc"])), e["type"], e["msg"]) for e in errors]
-    names = ", ".join(dict.fromkeys(f["field"] for f in fields))
-    return error_response(ErrorCode.VALIDATION_FAILED, f"invalid value for: {names}", fields=fields)
+    error = error_from_pydantic(errors, strip=_LOCATIONS)
+    return error_response(error.code, error.message, **error.details)
 
 
 def install(app: FastAPI) -> None:

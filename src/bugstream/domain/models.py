@@ -8,9 +8,9 @@ models forbid unknown fields and carry the explicit limits from `bugstream.domai
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, Strict
 
 from bugstream.domain.enums import BugStatus, NotificationType, Priority, Role, UserStatus
 from bugstream.domain.text import (
@@ -26,7 +26,8 @@ from bugstream.domain.text import (
 
 Email = EmailStr
 T = TypeVar("T")
-EntityId = int
+# Strict: an id is a JSON integer. Lax mode would take `true` as 1, "2" as 2 and 2.0 as 2.
+EntityId = Annotated[int, Strict()]
 
 
 class Entity(BaseModel):

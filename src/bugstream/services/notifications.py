@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from bugstream.domain.enums import NotificationType
 from bugstream.domain.errors import NotFound
 from bugstream.domain.models import BugReport, Notification, Page, PageRequest
+from bugstream.domain.permissions import sees_all_projects
 from bugstream.domain.text import MESSAGE_MAX
 from bugstream.services.context import Actor, Result, ServiceContext
 from bugstream.services.events import notification_event
@@ -42,7 +43,8 @@ async def notify(
     *,
     actor_id: int | None,
 ) -> list[Notification]:
-    """Write one notification (row and event) per distinct recipient, never to the actor."""
+    """Write one notification (row and event) per distinct recipient, never to the actor, and
+    never to someone who may not see the bug's project."""
     actor_name = None
     if actor_id is not None:
         actor = await tx.users.get(actor_id)
@@ -51,6 +53,10 @@ async def notify(
     sent: list[Notification] = []
     for user_id in dict.fromkeys(recipients):
         if user_id is None or user_id == actor_id:
+            continue
+        if not await _sees_project(tx, user_id, bug.project_id):
+            # E.g. an assignee or reporter since removed from the project: the message quotes
+            # the bug's title, and project data is for members (and admins) only.
             continue
         notification = await tx.notifications.insert(
             {
@@ -65,6 +71,13 @@ async def notify(
         await tx.outbox.emit(notification_event(notification))
         sent.append(notification)
     return sent
+
+
+async def _sees_project(tx: Transaction, user_id: int, project_id: int) -> bool:
+    if await tx.members.is_member(project_id, user_id):
+        return True
+    user = await tx.users.get(user_id)
+    return user is not None and sees_all_projects(user.role)
 
 
 async def list_notifications(

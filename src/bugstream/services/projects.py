@@ -54,9 +54,11 @@ async def create_project(ctx: ServiceContext, actor: Actor, data: ProjectCreate)
                 "updated_at": now,
             }
         )
-        await tx.outbox.emit(project_event(EventName.CREATED, project))
         membership = await tx.members.add(project.id, actor.user_id, now)
+        # Membership first: a stream delivers project events to members, so the creator is
+        # one before `project.created` goes out.
         await tx.outbox.emit(membership_event(EventName.ADDED, membership))
+        await tx.outbox.emit(project_event(EventName.CREATED, project))
     return Result(project, tuple(tx.outbox.events))
 
 

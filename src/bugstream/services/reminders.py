@@ -72,6 +72,8 @@ async def remind_now(ctx: ServiceContext, actor: Actor, bug_id: int) -> Result[N
         notifications = await notify(
             ctx, tx, NotificationType.REMINDER_SENT, bug, [bug.assignee_id], actor_id=None
         )
+        if not notifications:
+            raise Conflict("the bug's assignee is no longer a member of its project")
     return Result(notifications[0], tuple(tx.outbox.events))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,8 @@ class Transaction(Repositories):
 class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        #: Called after each commit that wrote events (e.g. to wake the relay at once).
+        self.on_events_committed: list[Callable[[], None]] = []
 
     @classmethod
     def from_url(cls, url: str, **pool: int) -> Database:
@@ -79,12 +81,16 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
             await conn.begin()
+            transaction = Transaction(conn)
             try:
-                yield Transaction(conn)
+                yield transaction
             except BaseException:
                 await conn.rollback()
                 raise
             await conn.commit()
+        if transaction.outbox.events:
+            for listener in self.on_events_committed:
+                listener()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Repositories]:

@@ -37,8 +37,10 @@ class UserRepository(Repository[User]):
             if value is None:
                 continue
             column = users.c[field]
+            # Escape LIKE's wildcards: "a_c" must not match "abc" (usernames may contain "_").
+            literal = value.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
             found = await self.conn.execute(
-                select(users.c.id).where(column.ilike(value.replace("%", r"\%"), escape="\\"))
+                select(users.c.id).where(column.ilike(literal, escape="\\"))
             )
             if found.first() is not None:
                 taken.append(field)

@@ -1,0 +1,125 @@
+"""One client connection as the gateway core sees it: who, what it wants, what is pending.
+
+Per-connection state is kept small (slots, no task, no buffer object until needed): the hub
+appends encoded frames to `pending`, and one flush writes them all in a single `write`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from bugstream.domain.enums import Role
+from bugstream.domain.events import Event, EventType
+
+
+class FrameSink(Protocol):
+    """What a listener adapter gives the core for one socket."""
+
+    def write(self, data: bytes) -> None:
+        """Write already-encoded frames (in order)."""
+
+    def buffered(self) -> int:
+        """Bytes accepted by `write` but not yet sent to the kernel."""
+
+    def writable(self) -> bool:
+        """False while the transport asked us to stop writing (its buffer is full)."""
+
+    def send_ping(self) -> None: ...
+
+    def close(self, code: int, reason: str) -> None:
+        """Send a close frame (after what was written) and close the socket."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    connection_id: str
+    user_id: int
+    username: str
+    remote_address: str
+    connected_at: float  # wall clock, seconds since the epoch
+
+
+class Subscription:
+    """What a client chose to receive. `None` sets mean "everything I may see"."""
+
+    __slots__ = ("bug_reports", "projects")
+
+    def __init__(self) -> None:
+        self.projects: set[int] | None = None
+        self.bug_reports: set[int] | None = None
+
+    @property
+    def narrowed(self) -> bool:
+        return self.projects is not None or self.bug_reports is not None
+
+    def wants(self, event: Event) -> bool:
+        if not self.narrowed:
+            return True
+        if event.type in (EventType.NOTIFICATION, EventType.USER):
+            return True  # personal events are never filtered out
+        if self.projects is not None and event.project_id in self.projects:
+            return True
+        if self.bug_reports is not None:
+            if event.type is EventType.BUG_REPORT:
+                return event.payload.get("id") in self.bug_reports
+            if event.type is EventType.COMMENT:
+                return event.payload.get("bug_report_id") in self.bug_reports
+        return False
+
+    def describe(self) -> dict[str, object]:
+        if not self.narrowed:
+            return {"all": True}
+        return {
+            "all": False,
+            "projects": sorted(self.projects or ()),
+            "bug_reports": sorted(self.bug_reports or ()),
+        }
+
+
+class Connection:
+    __slots__ = (
+        "closed",
+        "dirty",
+        "info",
+        "last_activity",
+        "last_ping",
+        "pending",
+        "pending_bytes",
+        "role",
+        "sink",
+        "subscription",
+        "token_expires_at",
+    )
+
+    def __init__(
+        self, info: ClientInfo, role: Role, sink: FrameSink, *, now: float, token_expires_at: float
+    ) -> None:
+        self.info = info
+        self.role = role
+        self.sink = sink
+        self.subscription = Subscription()
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.dirty = False
+        self.closed = False
+        self.last_activity = now  # monotonic
+        self.last_ping = now
+        self.token_expires_at = token_expires_at  # wall clock
+
+    @property
+    def user_id(self) -> int:
+        return self.info.user_id
+
+    def backlog(self) -> int:
+        """Bytes waiting to reach this client: ours plus the transport's."""
+        return self.pending_bytes + self.sink.buffered()
+
+    def flush(self) -> None:
+        """Write every pending frame in one call (unless the transport is full)."""
+        if self.closed or not self.pending or not self.sink.writable():
+            return
+        data = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
+        self.pending = []
+        self.pending_bytes = 0
+        self.sink.write(data)

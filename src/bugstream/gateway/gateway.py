@@ -1,0 +1,402 @@
+"""The gateway: opens, serves and closes client connections, independent of the listener.
+
+A listener adapter calls, per connection: `check_upgrade` on the HTTP request, `open` once
+the WebSocket handshake is done, `receive` for each complete message, `activity` for any
+other frame (pongs), and `closed` when the socket is gone. Everything sent to clients goes
+through the hub's per-connection queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from bugstream.auth.tokens import TokenConfig, verify_token
+from bugstream.bus.base import Bus
+from bugstream.domain.errors import AuthError, BugstreamError, ErrorCode, Forbidden
+from bugstream.domain.protocol import ClientMessage, CloseCode, Command, ServerMessage
+from bugstream.gateway.abuse import AbuseMonitor
+from bugstream.gateway.commands import COMMANDS, validate_payload
+from bugstream.gateway.config import GatewayConfig
+from bugstream.gateway.connection import ClientInfo, Connection, FrameSink
+from bugstream.gateway.handshake import Refusal, UpgradeRequest, check_upgrade
+from bugstream.gateway.hub import AccessRevoked, Hub, SnapshotTooOld
+from bugstream.gateway.messages import (
+    Inbound,
+    MessageError,
+    RequestId,
+    ack_frame,
+    error_frame,
+    message_frame,
+    parse,
+    server_time,
+)
+from bugstream.gateway.ratelimit import RateLimiter
+from bugstream.gateway.slots import ConnectionSlots, MemorySlots
+from bugstream.gateway.subscriptions import apply_subscription
+from bugstream.services.access_snapshot import load_access
+from bugstream.services.context import Actor, ServiceContext
+from bugstream.services.users import active_user
+
+log = logging.getLogger("bugstream.gateway")
+security_log = logging.getLogger("bugstream.security")
+
+_CLOSE_FOR_AUTH = {
+    ErrorCode.TOKEN_EXPIRED: CloseCode.TOKEN_EXPIRED,
+    ErrorCode.INVALID_TOKEN: CloseCode.INVALID_TOKEN,
+}
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        ctx: ServiceContext,
+        tokens: TokenConfig,
+        bus: Bus,
+        config: GatewayConfig,
+        position: int,
+        slots: ConnectionSlots | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ctx = ctx
+        self.tokens = tokens
+        self.bus = bus
+        self.config = config
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.slots = slots or MemorySlots()
+        self.hub = Hub(
+            position=position, revoke=self.revoke, max_backlog_bytes=config.max_backlog_bytes
+        )
+        self.limiter = RateLimiter(config.rate_capacity, config.rate_refill_per_second, clock)
+        self.abuse = AbuseMonitor(
+            threshold=config.abuse_threshold,
+            window=config.abuse_window,
+            block_seconds=config.block_seconds,
+            clock=clock,
+            on_security_event=self._security_event,
+        )
+        self._work: dict[Connection, deque[tuple[RequestId, Coroutine[Any, Any, None]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._consumer: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.accepting = True
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._consumer = asyncio.create_task(self._consume(), name="bugstream-hub")
+        self._schedule_sweep()
+
+    async def _consume(self) -> None:
+        while True:
+            try:
+                async for batch in self.bus.subscribe(self.hub.position):
+                    self.hub.dispatch(batch)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event consumer failed; resubscribing")
+                await asyncio.sleep(0.5)
+
+    async def stop(self) -> None:
+        """Close every connection with 1001 (clients reconnect elsewhere), then stop."""
+        self.accepting = False
+        for conn in self.hub.connections():
+            self.revoke(conn, CloseCode.GOING_AWAY, "server shutting down")
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+        for task in list(self._tasks):
+            task.cancel()
+
+    # ---- opening --------------------------------------------------------------------------
+
+    def check_upgrade(self, request: UpgradeRequest) -> Refusal | None:
+        refusal = check_upgrade(self.config, request)
+        if refusal is not None:
+            return refusal
+        if not self.accepting:
+            return Refusal(503, "server shutting down")
+        blocked = self.abuse.blocked_for(f"ip:{request.client_address(self.config)}")
+        if blocked:
+            return Refusal(429, f"too many violations; blocked for {blocked:.0f} s")
+        return None
+
+    async def open(self, sink: FrameSink, request: UpgradeRequest) -> Connection | None:
+        """Authenticate and register a new socket; None if it was refused (and closed)."""
+        address = request.client_address(self.config)
+        token = request.token()
+        try:
+            if token is None:
+                raise AuthError("a token is required (?token= or Authorization: Bearer)")
+            claims = verify_token(self.tokens, token)
+            snapshot = await load_access(self.ctx, claims.user_id)
+        except AuthError as exc:
+            self.abuse.strike(f"ip:{address}", exc.code.value)
+            self._refuse(sink, exc, _CLOSE_FOR_AUTH.get(exc.code, CloseCode.INVALID_TOKEN))
+            return None
+        user = snapshot.user
+        if self.abuse.blocked_for(f"user:{user.id}"):
+            self._refuse(sink, BugstreamError("blocked", code=ErrorCode.BLOCKED), CloseCode.BLOCKED)
+            return None
+        if self.hub.connection_count >= self.config.max_connections:
+            error = BugstreamError(
+                "this server is at its connection limit; retry later",
+                code=ErrorCode.SERVICE_UNAVAILABLE,
+            )
+            self._refuse(sink, error, CloseCode.SERVER_FULL)
+            return None
+        info = ClientInfo(
+            connection_id=secrets.token_hex(8),
+            user_id=user.id,
+            username=user.username,
+            remote_address=address,
+            connected_at=self.wall_clock(),
+        )
+        limit = self.config.max_connections_per_user
+        if not await self.slots.acquire(user.id, info.connection_id, limit):
+            error = BugstreamError(
+                f"at most {limit} connections per user",
+                code=ErrorCode.TOO_MANY_CONNECTIONS,
+                details={"limit": limit},
+            )
+            self._refuse(sink, error, CloseCode.TOO_MANY_CONNECTIONS)
+            return None
+        conn = Connection(
+            info, user.role, sink, now=self.clock(), token_expires_at=claims.expires_at.timestamp()
+        )
+        try:
+            position = await self._register(conn, snapshot)
+        except BaseException as exc:
+            # Refused, or the socket went away meanwhile: give the slot back.
+            await self.slots.release(user.id, info.connection_id)
+            if isinstance(exc, AccessRevoked):
+                self._refuse(sink, AuthError("account is not active"), CloseCode.INVALID_TOKEN)
+                return None
+            raise
+        self.hub.send(conn, message_frame(ServerMessage.WELCOME, self._welcome(conn, position)))
+        log.info("connected %s user=%s from %s", info.connection_id, user.id, address)
+        return conn
+
+    async def _register(self, conn: Connection, snapshot: Any) -> int:
+        while True:
+            try:
+                return self.hub.register(
+                    conn, snapshot.user.role, snapshot.project_ids, snapshot.as_of
+                )
+            except SnapshotTooOld:
+                snapshot = await load_access(self.ctx, conn.user_id)
+
+    def _welcome(self, conn: Connection, position: int) -> dict[str, Any]:
+        config = self.config
+        return {
+            "connection_id": conn.info.connection_id,
+            "user": {"id": conn.user_id, "username": conn.info.username, "role": conn.role.value},
+            "server_time": server_time(),
+            "latest_event_id": position,
+            "token_expires_at": _iso(conn.token_expires_at),
+            "heartbeat": {"ping_interval": config.ping_interval, "timeout": config.idle_timeout},
+            "limits": {
+                "max_message_bytes": config.max_message_bytes,
+                "max_connections_per_user": config.max_connections_per_user,
+                "rate_limit": {
+                    "capacity": config.rate_capacity,
+                    "refill_per_second": config.rate_refill_per_second,
+                },
+            },
+            "subscription": conn.subscription.describe(),
+        }
+
+    def _refuse(self, sink: FrameSink, error: BugstreamError, code: CloseCode) -> None:
+        sink.write(error_frame(error))
+        sink.close(int(code), error.message[:120])
+
+    # ---- serving --------------------------------------------------------------------------
+
+    def activity(self, conn: Connection) -> None:
+        conn.last_activity = self.clock()
+
+    def receive(self, conn: Connection, data: bytes | str) -> None:
+        """Handle one complete inbound message."""
+        if conn.closed:
+            return
+        conn.last_activity = self.clock()
+        request_id: RequestId = None
+        try:
+            retry_after = self.limiter.take(conn.user_id)
+            if retry_after:
+                self._strike(conn, "rate_limited")
+                raise BugstreamError(
+                    "message rate limit exceeded",
+                    code=ErrorCode.RATE_LIMITED,
+                    details={"retry_after": round(retry_after, 3)},
+                )
+            try:
+                message = parse(data, self.config.max_message_bytes)
+            except MessageError as exc:
+                if exc.code is ErrorCode.MESSAGE_TOO_LARGE:
+                    self._strike(conn, "message_too_large")
+                raise
+            request_id = message.request_id
+            self._dispatch(conn, message)
+        except MessageError as exc:
+            self.hub.send(conn, error_frame(exc, exc.request_id))
+        except BugstreamError as exc:
+            self.hub.send(conn, error_frame(exc, request_id))
+
+    def _dispatch(self, conn: Connection, message: Inbound) -> None:
+        kind = message.type
+        if kind == ClientMessage.PING:
+            self.hub.send(conn, message_frame(ServerMessage.PONG, {"server_time": server_time()}))
+        elif kind == ClientMessage.AUTH:
+            self._refresh_token(conn, message)
+        elif kind in (ClientMessage.SUBSCRIBE, ClientMessage.UNSUBSCRIBE):
+            self._queue(conn, message.request_id, self._subscribe(conn, message))
+        elif kind in COMMANDS:
+            spec = COMMANDS[Command(kind)]
+            payload = validate_payload(spec, message.payload)
+            self._queue(conn, message.request_id, self._command(conn, message, spec.run, payload))
+        else:
+            raise MessageError(
+                ErrorCode.UNKNOWN_EVENT_TYPE,
+                f"unknown message type {kind[:64]!r}",
+                message.request_id,
+            )
+
+    def _refresh_token(self, conn: Connection, message: Inbound) -> None:
+        token = message.payload.get("token")
+        if not isinstance(token, str) or not token:
+            raise BugstreamError(
+                "missing required fields: token",
+                code=ErrorCode.MISSING_REQUIRED_FIELDS,
+                details={"fields": ["token"]},
+            )
+        claims = verify_token(self.tokens, token)
+        if claims.user_id != conn.user_id:
+            raise Forbidden("the new token is for another user")
+        conn.token_expires_at = claims.expires_at.timestamp()
+        result = {"token_expires_at": _iso(conn.token_expires_at)}
+        self.hub.send(conn, ack_frame(message.request_id, ClientMessage.AUTH.value, result))
+
+    async def _subscribe(self, conn: Connection, message: Inbound) -> None:
+        result = await apply_subscription(self.ctx, conn, message)
+        self.hub.send(conn, ack_frame(message.request_id, message.type, result))
+
+    async def _command(self, conn: Connection, message: Inbound, run: Any, payload: Any) -> None:
+        user = await active_user(self.ctx, conn.user_id)
+        result = await run(self.ctx, Actor(user_id=user.id, role=user.role), payload)
+        self.hub.send(conn, ack_frame(message.request_id, message.type, result))
+
+    def _queue(
+        self, conn: Connection, request_id: RequestId, work: Coroutine[Any, Any, None]
+    ) -> None:
+        """Run a connection's async work one item at a time, in the order it arrived."""
+        queue = self._work.get(conn)
+        if queue is not None:
+            queue.append((request_id, work))
+            return
+        self._work[conn] = deque([(request_id, work)])
+        task = asyncio.create_task(self._drain_work(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain_work(self, conn: Connection) -> None:
+        queue = self._work[conn]
+        try:
+            while queue:
+                request_id, work = queue.popleft()
+                try:
+                    await work
+                except BugstreamError as exc:
+                    self.hub.send(conn, error_frame(exc, request_id))
+                except Exception:
+                    log.exception("command failed")
+                    error = BugstreamError("internal error", code=ErrorCode.INTERNAL_ERROR)
+                    self.hub.send(conn, error_frame(error, request_id))
+        finally:
+            for _, work in queue:
+                work.close()
+            del self._work[conn]
+
+    def _strike(self, conn: Connection, kind: str) -> None:
+        blocked_user = self.abuse.strike(f"user:{conn.user_id}", kind)
+        blocked_ip = self.abuse.strike(f"ip:{conn.info.remote_address}", kind)
+        if blocked_user or blocked_ip:
+            error = BugstreamError(
+                "too many violations; temporarily blocked", code=ErrorCode.BLOCKED
+            )
+            self.hub.send(conn, error_frame(error))
+            self.revoke(conn, CloseCode.BLOCKED, "blocked for abuse")
+
+    # ---- closing --------------------------------------------------------------------------
+
+    def revoke(self, conn: Connection, code: CloseCode, reason: str) -> None:
+        """Close a connection from the server side (after flushing what is pending)."""
+        if conn.closed:
+            return
+        if code is CloseCode.FORBIDDEN:
+            self.hub.send(conn, error_frame(Forbidden(reason)))
+        elif code is CloseCode.TOKEN_EXPIRED:
+            error = AuthError("the token has expired", code=ErrorCode.TOKEN_EXPIRED)
+            self.hub.send(conn, error_frame(error))
+        if code is not CloseCode.SLOW_CONSUMER:
+            self.hub.flush_now(conn)
+        conn.closed = True
+        conn.sink.close(int(code), reason)
+        self.closed(conn)
+
+    def closed(self, conn: Connection) -> None:
+        """The socket is gone (either side closed it)."""
+        conn.closed = True
+        self.hub.unregister(conn)
+        work = self._work.get(conn)
+        if work is not None:
+            for _, item in work:
+                item.close()
+            work.clear()
+        task = asyncio.ensure_future(self.slots.release(conn.user_id, conn.info.connection_id))
+        task.add_done_callback(lambda _t: None)
+        if not self.hub.connections_of(conn.user_id):
+            self.limiter.forget(conn.user_id)
+
+    # ---- heartbeat, token expiry ----------------------------------------------------------
+
+    def _schedule_sweep(self) -> None:
+        interval = min(1.0, self.config.ping_interval / 4, self.config.idle_timeout / 4)
+        self._sweeper = asyncio.get_running_loop().call_later(interval, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self.clock()
+        wall = self.wall_clock()
+        config = self.config
+        for conn in self.hub.connections():
+            if now - conn.last_activity > config.idle_timeout:
+                self.revoke(conn, CloseCode.HEARTBEAT_TIMEOUT, "no heartbeat")
+            elif wall >= conn.token_expires_at:
+                self.revoke(conn, CloseCode.TOKEN_EXPIRED, "token expired")
+            elif now - conn.last_ping >= config.ping_interval:
+                conn.last_ping = now
+                conn.sink.send_ping()
+        self.abuse.sweep()
+        self._schedule_sweep()
+
+    def _security_event(self, kind: str, key: str, details: dict[str, object]) -> None:
+        security_log.warning("security %s %s %s", kind, key, details)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,83 @@
+"""Checks made on the HTTP upgrade request, before a WebSocket exists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from bugstream.gateway.config import GatewayConfig
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeRequest:
+    """The parts of an upgrade request the gateway looks at (header names lower-case)."""
+
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    peer_address: str
+    tls: bool
+
+    @classmethod
+    def parse(
+        cls, target: str, headers: dict[str, str], peer_address: str, tls: bool
+    ) -> UpgradeRequest:
+        split = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        return cls(split.path, query, headers, peer_address, tls)
+
+    def client_address(self, config: GatewayConfig) -> str:
+        if config.behind_tls_proxy:
+            forwarded = self.headers.get("x-forwarded-for", "")
+            first = forwarded.split(",", 1)[0].strip()
+            if first:
+                return first
+        return self.peer_address
+
+    def token(self) -> str | None:
+        """The JWT from `Authorization: Bearer ...`, else from `?token=`."""
+        auth = self.headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return self.query.get("token") or None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    status: int
+    reason: str
+
+
+def origin_allowed(config: GatewayConfig, origin: str | None, host: str | None) -> bool:
+    """Browsers always send Origin; other clients may not, and are not at risk of CSRF."""
+    if origin is None:
+        return True
+    if "*" in config.allowed_origins or origin in config.allowed_origins:
+        return True
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    if host is not None and parts.netloc.lower() == host.lower():
+        return True  # same origin
+    hostname = (parts.hostname or "").lower()
+    return config.allow_localhost_origins and (
+        hostname in _LOCAL_HOSTS or f"[{hostname}]" in _LOCAL_HOSTS
+    )
+
+
+def check_upgrade(config: GatewayConfig, request: UpgradeRequest) -> Refusal | None:
+    """Refuse at the HTTP level what must never become a WebSocket."""
+    if request.path != config.path:
+        return Refusal(404, "no WebSocket endpoint here; use " + config.path)
+    if config.behind_tls_proxy:
+        proto = request.headers.get("x-forwarded-proto", "").split(",", 1)[0].strip().lower()
+        if proto != "https":
+            return Refusal(403, "WebSocket upgrades must arrive over https (X-Forwarded-Proto)")
+    elif config.require_tls and not request.tls:
+        return Refusal(403, "WebSocket upgrades must use wss://")
+    if not origin_allowed(config, request.headers.get("origin"), request.headers.get("host")):
+        return Refusal(403, "origin not allowed")
+    return None

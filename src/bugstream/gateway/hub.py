@@ -1,0 +1,289 @@
+"""The hub: every connection of this instance, who may see what, and the fan-out.
+
+Contract:
+- `dispatch(events)` must be called with every event, in event-id order, exactly once. It
+  encodes each event once, appends the frame to the pending list of every connection in its
+  audience, and schedules one flush pass. Per connection, frames keep event-id order.
+- Audiences come from memory: `_project_users` holds, for each project, the connected users
+  who are members; admins see every project. Access-changing events (membership, user role or
+  status, project deletion) update that index in the same pass that delivers them, so an event
+  is never filtered with an audience older than the changes committed before it.
+- `register` makes a connection live as of the hub's position: it receives every event after
+  it. Its access snapshot (as of an event id) is brought up to the hub's position by replaying
+  the recent access events kept in `_access_log`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+
+import orjson
+
+from bugstream.domain.enums import Role, UserStatus
+from bugstream.domain.events import Event, EventName, EventType
+from bugstream.domain.protocol import CloseCode
+from bugstream.gateway.connection import Connection
+from bugstream.gateway.frames import text_frame
+
+_PROJECT_SCOPED = frozenset(
+    {EventType.BUG_REPORT, EventType.COMMENT, EventType.PROJECT, EventType.MEMBERSHIP}
+)
+
+Revoke = Callable[[Connection, CloseCode, str], None]
+
+
+class SnapshotTooOld(Exception):
+    """The access log no longer reaches back to the snapshot: load a fresh one."""
+
+
+class AccessRevoked(Exception):
+    """The user was deleted or deactivated after their snapshot was taken."""
+
+
+class UserAccess:
+    """A connected user's role and projects, shared by their connections."""
+
+    __slots__ = ("connections", "projects", "role")
+
+    def __init__(self, role: Role, projects: Iterable[int]) -> None:
+        self.role = role
+        self.projects = set(projects)
+        self.connections: list[Connection] = []
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        position: int,
+        revoke: Revoke,
+        max_backlog_bytes: int,
+        access_log_size: int = 10_000,
+    ) -> None:
+        self.position = position
+        self._revoke = revoke
+        self._max_backlog = max_backlog_bytes
+        self._users: dict[int, UserAccess] = {}
+        self._admins: set[int] = set()
+        self._project_users: dict[int, set[int]] = {}
+        self._access_log: deque[Event] = deque(maxlen=access_log_size)
+        # The log holds every access event with an id above this.
+        self._access_log_floor = position
+        self._dirty: list[Connection] = []
+        self._flush_scheduled = False
+        self.delivered_total = 0
+
+    # ---- connections ------------------------------------------------------------------
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(u.connections) for u in self._users.values())
+
+    def connections(self) -> list[Connection]:
+        return [c for u in self._users.values() for c in u.connections]
+
+    def connections_of(self, user_id: int) -> list[Connection]:
+        access = self._users.get(user_id)
+        return list(access.connections) if access else []
+
+    def register(self, conn: Connection, role: Role, project_ids: Iterable[int], as_of: int) -> int:
+        """Make `conn` live; returns the position after which it receives every event."""
+        access = self._users.get(conn.user_id)
+        if access is None:
+            if as_of < self._access_log_floor:
+                raise SnapshotTooOld
+            access = UserAccess(role, project_ids)
+            for event in self._access_log:
+                if event.event_id > as_of:
+                    if self._revokes(conn.user_id, event):
+                        raise AccessRevoked
+                    self._apply_access(conn.user_id, access, event)
+            self._users[conn.user_id] = access
+            self._index_user(conn.user_id, access)
+        conn.role = access.role
+        access.connections.append(conn)
+        return self.position
+
+    def unregister(self, conn: Connection) -> None:
+        access = self._users.get(conn.user_id)
+        if access is None or conn not in access.connections:
+            return
+        access.connections.remove(conn)
+        if not access.connections:
+            self._unindex_user(conn.user_id, access)
+            del self._users[conn.user_id]
+
+    def _index_user(self, user_id: int, access: UserAccess) -> None:
+        if access.role is Role.ADMIN:
+            self._admins.add(user_id)
+        for project_id in access.projects:
+            self._project_users.setdefault(project_id, set()).add(user_id)
+
+    def _unindex_user(self, user_id: int, access: UserAccess) -> None:
+        self._admins.discard(user_id)
+        for project_id in access.projects:
+            users = self._project_users.get(project_id)
+            if users is not None:
+                users.discard(user_id)
+                if not users:
+                    del self._project_users[project_id]
+
+    # ---- access changes -----------------------------------------------------------------
+
+    @staticmethod
+    def _apply_access(user_id: int, access: UserAccess, event: Event) -> None:
+        """Apply one access event to a user's access record (not to the index)."""
+        if event.type is EventType.MEMBERSHIP and event.user_id == user_id:
+            if event.event is EventName.ADDED:
+                access.projects.add(int(event.payload["project_id"]))
+            else:
+                access.projects.discard(int(event.payload["project_id"]))
+        elif event.type is EventType.PROJECT and event.event is EventName.DELETED:
+            access.projects.discard(int(event.payload["id"]))
+        elif event.type is EventType.USER and event.user_id == user_id:
+            access.role = Role(event.payload["role"])
+
+    @staticmethod
+    def _revokes(user_id: int, event: Event) -> bool:
+        return (
+            event.type is EventType.USER
+            and event.user_id == user_id
+            and (
+                event.event is EventName.DELETED
+                or event.payload.get("status") != UserStatus.ACTIVE.value
+            )
+        )
+
+    @staticmethod
+    def _is_access_event(event: Event) -> bool:
+        return (
+            event.type is EventType.MEMBERSHIP
+            or event.type is EventType.USER
+            or (event.type is EventType.PROJECT and event.event is EventName.DELETED)
+        )
+
+    def _before_delivery(self, event: Event) -> None:
+        """Changes that widen an audience apply before the event is delivered."""
+        if event.type is EventType.MEMBERSHIP and event.event is EventName.ADDED:
+            user_id = int(event.payload["user_id"])
+            project_id = int(event.payload["project_id"])
+            access = self._users.get(user_id)
+            if access is not None:
+                access.projects.add(project_id)
+                self._project_users.setdefault(project_id, set()).add(user_id)
+
+    def _after_delivery(self, event: Event) -> None:
+        """Changes that narrow an audience apply after it (the leaving user sees why)."""
+        if event.type is EventType.MEMBERSHIP and event.event is EventName.REMOVED:
+            user_id = int(event.payload["user_id"])
+            project_id = int(event.payload["project_id"])
+            access = self._users.get(user_id)
+            if access is not None:
+                access.projects.discard(project_id)
+            users = self._project_users.get(project_id)
+            if users is not None:
+                users.discard(user_id)
+        elif event.type is EventType.PROJECT and event.event is EventName.DELETED:
+            project_id = int(event.payload["id"])
+            for user_id in self._project_users.pop(project_id, set()):
+                self._users[user_id].projects.discard(project_id)
+        elif event.type is EventType.USER and event.user_id is not None:
+            self._user_changed(event)
+
+    def _user_changed(self, event: Event) -> None:
+        assert event.user_id is not None
+        access = self._users.get(event.user_id)
+        if access is None:
+            return
+        if self._revokes(event.user_id, event):
+            why = "account deleted" if event.event is EventName.DELETED else "account not active"
+            for conn in list(access.connections):
+                self._revoke(conn, CloseCode.FORBIDDEN, why)
+            return
+        role = Role(event.payload["role"])
+        if role is not access.role:
+            access.role = role
+            for conn in access.connections:
+                conn.role = role
+            if role is Role.ADMIN:
+                self._admins.add(event.user_id)
+            else:
+                self._admins.discard(event.user_id)
+
+    # ---- fan-out ----------------------------------------------------------------------
+
+    def _audience(self, event: Event) -> Iterable[int]:
+        if event.type in _PROJECT_SCOPED:
+            members = self._project_users.get(event.project_id or 0)
+            if not members:
+                return self._admins
+            if not self._admins:
+                return members
+            return members | self._admins
+        if event.type is EventType.NOTIFICATION:
+            return (event.user_id,) if event.user_id is not None else ()
+        # User events: admins and the user themselves.
+        if event.user_id is None or event.user_id in self._admins:
+            return self._admins
+        return (*self._admins, event.user_id)
+
+    def dispatch(self, events: Iterable[Event]) -> None:
+        users = self._users
+        for event in events:
+            if event.event_id <= self.position:
+                continue  # already delivered (an at-least-once source)
+            self.position = event.event_id
+            access_event = self._is_access_event(event)
+            if access_event:
+                self._access_log.append(event)
+                if len(self._access_log) == self._access_log.maxlen:
+                    self._access_log_floor = self._access_log[0].event_id
+                self._before_delivery(event)
+            frame = text_frame(orjson.dumps(event.envelope()))
+            size = len(frame)
+            for user_id in self._audience(event):
+                access = users.get(user_id)
+                if access is None:
+                    continue
+                for conn in access.connections:
+                    if conn.subscription.wants(event):
+                        self._enqueue(conn, frame, size)
+            if access_event:
+                self._after_delivery(event)
+        if not self._access_log:
+            self._access_log_floor = self.position
+
+    def send(self, conn: Connection, frame: bytes) -> None:
+        """Queue a message for one connection (acks, errors, replies)."""
+        self._enqueue(conn, frame, len(frame))
+
+    def _enqueue(self, conn: Connection, frame: bytes, size: int) -> None:
+        if conn.closed:
+            return
+        conn.pending.append(frame)
+        conn.pending_bytes += size
+        self.delivered_total += 1
+        if not conn.dirty:
+            conn.dirty = True
+            self._dirty.append(conn)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush_all)
+
+    def _flush_all(self) -> None:
+        """One write per connection with anything pending; slow consumers are cut off."""
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.dirty = False
+            if conn.closed:
+                continue
+            conn.flush()
+            if conn.backlog() > self._max_backlog:
+                self._revoke(conn, CloseCode.SLOW_CONSUMER, "client is not reading fast enough")
+
+    def flush_now(self, conn: Connection) -> None:
+        """Write what is pending for `conn` at once (before closing it)."""
+        conn.flush()

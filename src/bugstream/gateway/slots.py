@@ -1,0 +1,35 @@
+"""Per-user connection slots: at most N concurrent connections per user.
+
+`MemorySlots` counts on this instance; the Redis backend (bus/redis) counts across the
+cluster with expiring leases, so a crashed instance's connections stop counting.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class ConnectionSlots(Protocol):
+    async def acquire(self, user_id: int, connection_id: str, limit: int) -> bool:
+        """Take a slot for the connection; False if the user already holds `limit`."""
+
+    async def release(self, user_id: int, connection_id: str) -> None: ...
+
+
+class MemorySlots:
+    def __init__(self) -> None:
+        self._held: dict[int, set[str]] = {}
+
+    async def acquire(self, user_id: int, connection_id: str, limit: int) -> bool:
+        held = self._held.setdefault(user_id, set())
+        if len(held) >= limit:
+            return False
+        held.add(connection_id)
+        return True
+
+    async def release(self, user_id: int, connection_id: str) -> None:
+        held = self._held.get(user_id)
+        if held is not None:
+            held.discard(connection_id)
+            if not held:
+                del self._held[user_id]

@@ -1,0 +1,204 @@
+"""The listener adapter: `/ws` on uvicorn's own port, without ASGI in the way.
+
+uvicorn hands a WebSocket upgrade to `ws=<protocol class>` together with the raw request
+bytes and the transport. This `asyncio.Protocol` does the handshake and framing with
+websockets' sans-I/O `ServerProtocol`, and then lets the gateway core own every write: data
+frames are encoded once by the hub and written straight to the transport, many per write.
+(ASGI's `websocket.send` would write each message on its own; see docs/design.md.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, cast
+
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+
+from bugstream.domain.protocol import CloseCode
+from bugstream.gateway.connection import Connection
+from bugstream.gateway.gateway import Gateway
+from bugstream.gateway.handshake import UpgradeRequest
+
+log = logging.getLogger("bugstream.gateway")
+
+#: Lifespan-state key under which the application publishes its gateway.
+GATEWAY_STATE_KEY = "bugstream_gateway"
+
+
+class GatewayProtocol(asyncio.Protocol):
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any]) -> None:
+        self.gateway = cast(Gateway, app_state[GATEWAY_STATE_KEY])
+        self._server_connections: set[Any] = server_state.connections
+        self._server_tasks: set[asyncio.Task[None]] = server_state.tasks
+        self.ws = ServerProtocol(max_size=self.gateway.config.max_frame_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.conn: Connection | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._early: list[bytes | str] = []
+        self._fragments: list[bytes] = []
+        self._fragment_opcode: Opcode | None = None
+        self._paused = False
+        self._closing = False
+        self._tls = False
+        self._peer = "unknown"
+
+    # ---- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self._server_connections.add(self)
+        self._tls = self.transport.get_extra_info("sslcontext") is not None
+        peer = self.transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            self._peer = str(peer[0])
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Request):
+                self._handshake(event)
+            elif isinstance(event, Frame):
+                self._frame(event)
+        self._send_protocol_output()
+        if self.ws.close_expected() and self.transport is not None:
+            # The closing handshake is done (or the peer broke the protocol): hang up.
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server_connections.discard(self)
+        if self._opening is not None and not self._opening.done():
+            self._opening.cancel()
+        if self.conn is not None:
+            self.gateway.closed(self.conn)
+            self.conn = None
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self.conn is not None:
+            self.conn.flush()
+
+    # ---- uvicorn's graceful shutdown -----------------------------------------------------------
+
+    def shutdown(self) -> None:
+        if self.conn is not None:
+            self.gateway.revoke(self.conn, CloseCode.GOING_AWAY, "server shutting down")
+        elif self.transport is not None:
+            self.transport.close()
+
+    # ---- handshake ------------------------------------------------------------------------------
+
+    def _handshake(self, request: Request) -> None:
+        headers = {k.lower(): v for k, v in request.headers.raw_items()}
+        upgrade = UpgradeRequest.parse(request.path, headers, self._peer, self._tls)
+        refusal = self.gateway.check_upgrade(upgrade)
+        if refusal is not None:
+            response = self.ws.reject(refusal.status, refusal.reason + "\n")
+            self.ws.send_response(response)
+            self._send_protocol_output()
+            if self.transport is not None:
+                self.transport.close()
+            return
+        response = self.ws.accept(request)
+        self.ws.send_response(response)
+        self._send_protocol_output()
+        if not isinstance(response, Response) or response.status_code != 101:
+            if self.transport is not None:
+                self.transport.close()
+            return
+        task = asyncio.get_running_loop().create_task(self._open(upgrade))
+        self._opening = task
+        self._server_tasks.add(task)
+        task.add_done_callback(self._server_tasks.discard)
+
+    async def _open(self, upgrade: UpgradeRequest) -> None:
+        conn = await self.gateway.open(self, upgrade)
+        if conn is None:
+            return
+        if self._closing:
+            self.gateway.closed(conn)
+            return
+        self.conn = conn
+        early, self._early = self._early, []
+        for message in early:
+            self.gateway.receive(conn, message)
+
+    # ---- frames ---------------------------------------------------------------------------------
+
+    def _frame(self, frame: Frame) -> None:
+        if self.conn is not None:
+            self.gateway.activity(self.conn)
+        opcode = frame.opcode
+        if opcode in (Opcode.TEXT, Opcode.BINARY):
+            if frame.fin:
+                self._message(opcode, bytes(frame.data))
+            else:
+                self._fragment_opcode = opcode
+                self._fragments = [bytes(frame.data)]
+        elif opcode is Opcode.CONT:
+            self._fragments.append(bytes(frame.data))
+            if frame.fin and self._fragment_opcode is not None:
+                data = b"".join(self._fragments)
+                self._fragments = []
+                self._message(self._fragment_opcode, data)
+                self._fragment_opcode = None
+        elif opcode is Opcode.CLOSE:
+            self._closing = True
+        # PING is answered by ServerProtocol itself; PONG only counts as activity.
+
+    def _message(self, opcode: Opcode, data: bytes) -> None:
+        # Text frames are valid UTF-8 (ServerProtocol checks it); binary ones may not be, and
+        # the gateway answers those with invalid_message_format.
+        message: bytes | str = data.decode() if opcode is Opcode.TEXT else data
+        if self.conn is None:
+            if len(self._early) < 16:
+                self._early.append(message)
+            return
+        self.gateway.receive(self.conn, message)
+
+    def _send_protocol_output(self) -> None:
+        if self.transport is None:
+            return
+        output = self.ws.data_to_send()
+        data = b"".join(output)
+        if data:
+            self.transport.write(data)
+
+    # ---- FrameSink ----------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self._closing and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+
+    def writable(self) -> bool:
+        return not self._paused
+
+    def send_ping(self) -> None:
+        if self._closing:
+            return
+        with contextlib.suppress(Exception):
+            self.ws.send_ping(b"")
+            self._send_protocol_output()
+
+    def close(self, code: int, reason: str) -> None:
+        if self._closing or self.transport is None:
+            return
+        self._closing = True
+        with contextlib.suppress(Exception):
+            self.ws.send_close(code, reason)
+            self._send_protocol_output()
+        # Wait briefly for the client's close frame, then hang up regardless.
+        asyncio.get_running_loop().call_later(2.0, self._abort)
+
+    def _abort(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
