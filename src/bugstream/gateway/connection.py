@@ -80,7 +80,9 @@ class Subscription:
 class Connection:
     __slots__ = (
         "closed",
+        "delivered_through",
         "dirty",
+        "held",
         "info",
         "last_activity",
         "last_ping",
@@ -88,6 +90,7 @@ class Connection:
         "pending_bytes",
         "role",
         "sink",
+        "skip_through",
         "subscription",
         "token_expires_at",
     )
@@ -103,6 +106,12 @@ class Connection:
         self.pending_bytes = 0
         self.dirty = False
         self.closed = False
+        #: While a replay runs, live event frames wait here (they come after the replay).
+        self.held: list[bytes] | None = None
+        #: Events up to this id are not sent live (the client already has them).
+        self.skip_through = 0
+        #: The id of the last event queued for this client (0: none yet).
+        self.delivered_through = 0
         self.last_activity = now  # monotonic
         self.last_ping = now
         self.token_expires_at = token_expires_at  # wall clock

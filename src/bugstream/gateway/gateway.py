@@ -19,15 +19,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bugstream.auth.tokens import TokenConfig, verify_token
-from bugstream.bus.base import Bus
-from bugstream.domain.errors import AuthError, BugstreamError, ErrorCode, Forbidden
+from bugstream.bus.base import Bus, GapError
+from bugstream.domain.errors import (
+    AuthError,
+    BugstreamError,
+    Conflict,
+    ErrorCode,
+    FieldError,
+    Forbidden,
+    ValidationFailed,
+)
 from bugstream.domain.protocol import ClientMessage, CloseCode, Command, ServerMessage
 from bugstream.gateway.abuse import AbuseMonitor
 from bugstream.gateway.commands import COMMANDS, validate_payload
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.connection import ClientInfo, Connection, FrameSink
 from bugstream.gateway.handshake import Refusal, UpgradeRequest, check_upgrade
-from bugstream.gateway.hub import AccessRevoked, Hub, SnapshotTooOld
+from bugstream.gateway.hub import AccessRevoked, Hub, SnapshotTooOld, encode_event
 from bugstream.gateway.messages import (
     Inbound,
     MessageError,
@@ -90,6 +98,7 @@ class Gateway:
         self._consumer: asyncio.Task[None] | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self.accepting = True
+        self.replayed_total = 0
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -188,7 +197,12 @@ class Gateway:
                 self._refuse(sink, AuthError("account is not active"), CloseCode.INVALID_TOKEN)
                 return None
             raise
+        resume_from = _last_event_id(request.query.get("last_event_id"))
+        if resume_from is not None:
+            self.hub.hold(conn)  # live events wait until the replay is out
         self.hub.send(conn, message_frame(ServerMessage.WELCOME, self._welcome(conn, position)))
+        if resume_from is not None:
+            self._queue(conn, None, self._resume(conn, resume_from, upto=position))
         log.info("connected %s user=%s from %s", info.connection_id, user.id, address)
         return conn
 
@@ -264,6 +278,8 @@ class Gateway:
             self.hub.send(conn, message_frame(ServerMessage.PONG, {"server_time": server_time()}))
         elif kind == ClientMessage.AUTH:
             self._refresh_token(conn, message)
+        elif kind == ClientMessage.RESUME:
+            self._start_resume(conn, message)
         elif kind in (ClientMessage.SUBSCRIBE, ClientMessage.UNSUBSCRIBE):
             self._queue(conn, message.request_id, self._subscribe(conn, message))
         elif kind in COMMANDS:
@@ -291,6 +307,66 @@ class Gateway:
         conn.token_expires_at = claims.expires_at.timestamp()
         result = {"token_expires_at": _iso(conn.token_expires_at)}
         self.hub.send(conn, ack_frame(message.request_id, ClientMessage.AUTH.value, result))
+
+    def _start_resume(self, conn: Connection, message: Inbound) -> None:
+        after = message.payload.get("last_event_id")
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValidationFailed(
+                [FieldError("last_event_id", "int", "a non-negative integer is required")]
+            )
+        if conn.delivered_through or conn.held is not None:
+            # Replaying older events now would put them after newer ones already sent.
+            raise Conflict(
+                "resume must come before any event is delivered; "
+                "reconnect with ?last_event_id= instead"
+            )
+        self.hub.hold(conn)
+        self._queue(conn, message.request_id, self._resume(conn, after, upto=self.hub.position))
+
+    async def _resume(self, conn: Connection, after_id: int, *, upto: int) -> None:
+        """Send every event in (after_id, upto] the client may see, then the held live ones.
+
+        Events after `upto` were held back meanwhile, so the client sees no gap and no
+        duplicate. An `after_id` beyond `upto` (this instance is behind the one the client
+        left) skips the live events the client already has instead.
+        """
+        replayed = 0
+        try:
+            if after_id >= upto:
+                conn.skip_through = max(conn.skip_through, after_id)
+            else:
+                cursor = after_id
+                while cursor < upto:
+                    batch = await self.bus.replay(cursor, 500)
+                    if not batch:
+                        break
+                    for event in batch:
+                        if event.event_id > upto:
+                            break
+                        if self.hub.visible(conn, event):
+                            self.hub.send(conn, encode_event(event))
+                            conn.delivered_through = event.event_id
+                            replayed += 1
+                    cursor = batch[-1].event_id
+        except GapError as gap:
+            self.hub.send(
+                conn,
+                message_frame(
+                    ServerMessage.RESYNC_REQUIRED,
+                    {
+                        "code": ErrorCode.RESYNC_REQUIRED.value,
+                        "message": "events after last_event_id are no longer kept; "
+                        "refetch state over REST, then follow the live stream",
+                        "last_event_id": after_id,
+                        "oldest_event_id": gap.oldest_retained_id,
+                        "latest_event_id": upto,
+                    },
+                ),
+            )
+            conn.delivered_through = max(conn.delivered_through, upto)
+        finally:
+            self.hub.release(conn)
+        self.replayed_total += replayed
 
     async def _subscribe(self, conn: Connection, message: Inbound) -> None:
         result = await apply_subscription(self.ctx, conn, message)
@@ -396,6 +472,13 @@ class Gateway:
 
     def _security_event(self, kind: str, key: str, details: dict[str, object]) -> None:
         security_log.warning("security %s %s %s", kind, key, details)
+
+
+def _last_event_id(value: str | None) -> int | None:
+    """The `last_event_id` query parameter; a malformed one is ignored (fresh start)."""
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
 
 
 def _iso(timestamp: float) -> str:

@@ -34,6 +34,11 @@ _PROJECT_SCOPED = frozenset(
 Revoke = Callable[[Connection, CloseCode, str], None]
 
 
+def encode_event(event: Event) -> bytes:
+    """The event's frame: encoded once, written to every recipient."""
+    return text_frame(orjson.dumps(event.envelope()))
+
+
 class SnapshotTooOld(Exception):
     """The access log no longer reaches back to the snapshot: load a fresh one."""
 
@@ -241,19 +246,49 @@ class Hub:
                 if len(self._access_log) == self._access_log.maxlen:
                     self._access_log_floor = self._access_log[0].event_id
                 self._before_delivery(event)
-            frame = text_frame(orjson.dumps(event.envelope()))
+            frame = encode_event(event)
             size = len(frame)
+            event_id = event.event_id
             for user_id in self._audience(event):
                 access = users.get(user_id)
                 if access is None:
                     continue
                 for conn in access.connections:
-                    if conn.subscription.wants(event):
+                    if event_id <= conn.skip_through or not conn.subscription.wants(event):
+                        continue
+                    conn.delivered_through = event_id
+                    if conn.held is None:
                         self._enqueue(conn, frame, size)
+                    else:
+                        conn.held.append(frame)
             if access_event:
                 self._after_delivery(event)
         if not self._access_log:
             self._access_log_floor = self.position
+
+    def visible(self, conn: Connection, event: Event) -> bool:
+        """Whether `conn` may see `event` now and wants it (for replays)."""
+        if not conn.subscription.wants(event):
+            return False
+        if event.type in _PROJECT_SCOPED:
+            if conn.user_id in self._admins:
+                return True
+            access = self._users.get(conn.user_id)
+            return access is not None and event.project_id in access.projects
+        if event.type is EventType.NOTIFICATION:
+            return event.user_id == conn.user_id
+        return event.user_id == conn.user_id or conn.user_id in self._admins
+
+    def hold(self, conn: Connection) -> None:
+        """Keep live events for `conn` aside until `release` (a replay goes first)."""
+        if conn.held is None:
+            conn.held = []
+
+    def release(self, conn: Connection) -> None:
+        """Queue the held live events after whatever was sent meanwhile."""
+        held, conn.held = conn.held, None
+        for frame in held or ():
+            self._enqueue(conn, frame, len(frame))
 
     def send(self, conn: Connection, frame: bytes) -> None:
         """Queue a message for one connection (acks, errors, replies)."""
