@@ -20,6 +20,8 @@ from bugstream.auth.passwords import hash_password, verify_password
 from bugstream.auth.tokens import TokenConfig
 from bugstream.bus.base import Bus
 from bugstream.bus.factory import create_bus
+from bugstream.bus.redis import RedisBus
+from bugstream.bus.redis_slots import RedisSlots
 from bugstream.domain.enums import Role
 from bugstream.domain.models import User, UserCreate
 from bugstream.gateway.config import GatewayConfig
@@ -136,6 +138,7 @@ class Runtime:
         self.bus: Bus | None = None
         self.relay: OutboxRelay | None = None
         self.gateway: Gateway | None = None
+        self.slots: RedisSlots | None = None
         self.scheduler = ReminderScheduler(ctx, interval=settings.reminder_interval_seconds)
 
     async def start(self) -> None:
@@ -156,31 +159,52 @@ class Runtime:
             start_after=window_start,
         )
         await self.bus.start()
-        relay_from = max(window_start, await self.bus.last_event_id())
         self.relay = OutboxRelay(
             ctx.db,
             self.bus.publish,
-            position=relay_from,
+            self._relay_position,
             poll_interval=settings.relay_poll_interval_seconds,
         )
         await self.relay.drain()
         ctx.db.on_events_committed.append(self.relay.wake)
         self.relay.start()
+        if isinstance(self.bus, RedisBus):
+            # The per-user connection limit holds across every instance on this Redis.
+            self.slots = RedisSlots(self.bus.redis, ttl=settings.ws_slot_lease_seconds)
+            self.slots.start()
         self.gateway = Gateway(
             ctx=ctx,
             tokens=self.tokens,
             bus=self.bus,
             config=gateway_config(settings),
             position=await self.bus.last_event_id(),
+            slots=self.slots,
         )
         await self.gateway.start()
         if settings.reminders_enabled:
             self.scheduler.start()
 
+    async def _relay_position(self) -> int:
+        """Where the relay goes on: the bus's newest id (rebasing a log that was lost)."""
+        assert self.bus is not None
+        if not await self.bus.has_base():
+            async with self.ctx.db.read() as repos:
+                latest = await latest_event_id(repos.conn)
+            start = max(0, latest - self.settings.replay_window_events)
+            log.warning(
+                "the bus has no event log (first start, or it lost its data); "
+                "starting it after event %d from the outbox",
+                start,
+            )
+            await self.bus.rebase(start)
+        return await self.bus.last_event_id()
+
     async def stop(self) -> None:
         await self.scheduler.stop()
         if self.gateway is not None:
             await self.gateway.stop()
+        if self.slots is not None:
+            await self.slots.stop()
         if self.relay is not None:
             self.ctx.db.on_events_committed.remove(self.relay.wake)
             await self.relay.stop()

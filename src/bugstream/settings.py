@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     ws_abuse_threshold: int = Field(default=20, ge=1)
     ws_abuse_window_seconds: float = Field(default=60.0, gt=0)
     ws_block_seconds: float = Field(default=300.0, ge=0)
+    #: With a Redis bus: how long a crashed instance's connections keep counting.
+    ws_slot_lease_seconds: float = Field(default=30.0, gt=0)
     ws_allowed_origins: list[str] = Field(default_factory=list)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
 

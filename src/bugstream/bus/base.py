@@ -8,6 +8,8 @@
   batches. If `after_id` has already left the retention window the iterator raises `GapError`.
 - `replay(after_id, limit)`: the events after `after_id` still retained, oldest first, or
   `GapError` when some after `after_id` have been dropped by retention.
+- `has_base()` / `rebase(start_after)`: a log that lost its state (Redis restarted without
+  persistence) refuses to publish until rebased; the relays then republish from the outbox.
 - Retention is bounded (by count and by age); `oldest_retained_id` says where it starts.
 """
 
@@ -38,6 +40,12 @@ class Bus(Protocol):
     async def publish(self, events: Sequence[Event]) -> None: ...
 
     async def last_event_id(self) -> int: ...
+
+    async def has_base(self) -> bool:
+        """False when the log lost its state (e.g. Redis restarted empty)."""
+
+    async def rebase(self, start_after: int) -> int:
+        """Start an empty log after `start_after` unless it has a base; the newest id."""
 
     def subscribe(self, after_id: int) -> AsyncIterator[list[Event]]: ...
 

@@ -66,6 +66,12 @@ class MemoryBus:
     async def last_event_id(self) -> int:
         return self._last_id
 
+    async def has_base(self) -> bool:
+        return True  # it lives and dies with the process
+
+    async def rebase(self, start_after: int) -> int:
+        return self._last_id
+
     @property
     def oldest_retained_id(self) -> int:
         """The first id a reader can still get (the one after the dropped ones)."""

@@ -254,6 +254,8 @@ class Gateway:
             retry_after = self.limiter.take(conn.user_id)
             if retry_after:
                 self._strike(conn, "rate_limited")
+                # Echo the refused command's request id, so the client can fail that request.
+                request_id = _peek_request_id(data, self.config.max_message_bytes)
                 raise BugstreamError(
                     "message rate limit exceeded",
                     code=ErrorCode.RATE_LIMITED,
@@ -479,6 +481,14 @@ def _last_event_id(value: str | None) -> int | None:
     if value is None or not value.isdigit():
         return None
     return int(value)
+
+
+def _peek_request_id(data: bytes | str, max_bytes: int) -> RequestId:
+    """The request id of a message that will not be handled, when it has a readable one."""
+    try:
+        return parse(data, max_bytes).request_id
+    except MessageError as exc:
+        return exc.request_id
 
 
 def _iso(timestamp: float) -> str:

@@ -153,9 +153,20 @@ class GatewayProtocol(asyncio.Protocol):
         # PING is answered by ServerProtocol itself; PONG only counts as activity.
 
     def _message(self, opcode: Opcode, data: bytes) -> None:
-        # Text frames are valid UTF-8 (ServerProtocol checks it); binary ones may not be, and
-        # the gateway answers those with invalid_message_format.
-        message: bytes | str = data.decode() if opcode is Opcode.TEXT else data
+        # ServerProtocol does not check that text frames are UTF-8: RFC 6455 8.1 requires
+        # failing the connection with 1007. Binary frames may hold anything; the gateway
+        # answers invalid UTF-8 in those with invalid_message_format.
+        message: bytes | str = data
+        if opcode is Opcode.TEXT:
+            try:
+                message = data.decode()
+            except UnicodeDecodeError:
+                reason = "invalid UTF-8 in a text frame"
+                if self.conn is not None:
+                    self.gateway.revoke(self.conn, CloseCode.INVALID_DATA, reason)
+                else:
+                    self.close(int(CloseCode.INVALID_DATA), reason)
+                return
         if self.conn is None:
             if len(self._early) < 16:
                 self._early.append(message)

@@ -5,6 +5,9 @@ a crash between publishing and remembering the position re-sends a little and lo
 (at-least-once, duplicates dropped by id). Event ids follow commit order (store/outbox.py), so
 reading past an id never skips a row that commits later.
 
+The position comes from the bus at every pass: several instances may relay into one shared
+log, and a log that was lost (Redis restarted empty) starts again where the bus says.
+
 It wakes at once when this process commits events (`wake`), and otherwise polls, which
 catches events committed by other instances or other programs.
 """
@@ -23,6 +26,7 @@ from bugstream.store.outbox import read_events_after
 log = logging.getLogger(__name__)
 
 Publish = Callable[[Sequence[Event]], Awaitable[None]]
+Position = Callable[[], Awaitable[int]]
 
 
 class OutboxRelay:
@@ -30,14 +34,15 @@ class OutboxRelay:
         self,
         db: Database,
         publish: Publish,
+        position: Position,
         *,
-        position: int,
         poll_interval: float = 0.5,
         batch: int = 500,
     ) -> None:
         self._db = db
         self._publish = publish
-        self.position = position
+        self._position = position
+        self.position = 0
         self._poll_interval = poll_interval
         self._batch = batch
         self._wakeup = asyncio.Event()
@@ -61,6 +66,8 @@ class OutboxRelay:
     async def drain(self) -> int:
         """Publish everything committed so far; the number of events published."""
         moved = 0
+        # The bus is the shared truth (several instances relay into it); ask it each pass.
+        self.position = await self._position()
         while True:
             async with self._db.read() as repos:
                 events = await read_events_after(repos.conn, self.position, self._batch)

@@ -1,0 +1,91 @@
+"""Cluster-wide per-user connection slots in Redis, as leases that expire.
+
+Each user has a sorted set `<prefix>:conns:<user_id>` of connection ids scored by the time
+(ms) their lease ends. Taking a slot first drops expired leases, then adds one if fewer than
+`limit` are live, atomically (one Lua script). Every instance renews the leases of its own
+connections every `ttl / 3` seconds; an instance that crashes stops renewing, so its
+connections stop counting after at most `ttl` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], 'XX', now + tonumber(ARGV[1]), ARGV[i + 1])
+  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[1]))
+end
+return #KEYS
+"""
+
+
+class RedisSlots:
+    def __init__(self, redis: Redis, *, ttl: float = 30.0, prefix: str = "bugstream") -> None:
+        self._redis = redis
+        self._ttl_ms = int(ttl * 1000)
+        self._prefix = prefix
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._renew = redis.register_script(_RENEW)
+        self._held: dict[str, int] = {}  # connection id -> user id, on this instance
+        self._task: asyncio.Task[None] | None = None
+
+    def _key(self, user_id: int) -> str:
+        return f"{self._prefix}:conns:{user_id}"
+
+    async def acquire(self, user_id: int, connection_id: str, limit: int) -> bool:
+        taken = await self._acquire(
+            keys=[self._key(user_id)], args=[connection_id, limit, self._ttl_ms]
+        )
+        if taken:
+            self._held[connection_id] = user_id
+        return bool(taken)
+
+    async def release(self, user_id: int, connection_id: str) -> None:
+        self._held.pop(connection_id, None)
+        await self._redis.zrem(self._key(user_id), connection_id)
+
+    async def renew(self) -> None:
+        """Extend the leases of every connection this instance holds."""
+        held = list(self._held.items())
+        for start in range(0, len(held), 500):
+            chunk = held[start : start + 500]
+            keys = [self._key(user_id) for _conn, user_id in chunk]
+            await self._renew(keys=keys, args=[self._ttl_ms, *[conn for conn, _ in chunk]])
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="bugstream-slot-leases")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._ttl_ms / 3000)
+            try:
+                await self.renew()
+            except Exception:
+                log.exception("renewing connection leases failed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
