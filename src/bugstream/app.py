@@ -27,11 +27,13 @@ from bugstream.domain.models import User, UserCreate
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.gateway import Gateway
 from bugstream.gateway.uvicorn_protocol import GATEWAY_STATE_KEY
+from bugstream.services.capture import CaptureWorker
 from bugstream.services.context import ServiceContext
 from bugstream.services.reminders import ReminderScheduler
 from bugstream.services.users import any_users, create_user
 from bugstream.settings import Settings
 from bugstream.store import migrate
+from bugstream.store.change_listener import ChangeListener
 from bugstream.store.database import Database
 from bugstream.store.outbox import latest_event_id
 from bugstream.store.relay import OutboxRelay
@@ -139,6 +141,8 @@ class Runtime:
         self.relay: OutboxRelay | None = None
         self.gateway: Gateway | None = None
         self.slots: RedisSlots | None = None
+        self.capture: CaptureWorker | None = None
+        self.listener: ChangeListener | None = None
         self.scheduler = ReminderScheduler(ctx, interval=settings.reminder_interval_seconds)
 
     async def start(self) -> None:
@@ -183,6 +187,11 @@ class Runtime:
         await self.gateway.start()
         if settings.reminders_enabled:
             self.scheduler.start()
+        if ctx.db.dialect == "postgresql" and settings.change_capture_enabled:
+            self.capture = CaptureWorker(ctx, interval=settings.change_capture_poll_seconds)
+            self.capture.start()
+            self.listener = ChangeListener(settings.database_url, self.capture.wake)
+            self.listener.start()
 
     async def _relay_position(self) -> int:
         """Where the relay goes on: the bus's newest id (rebasing a log that was lost)."""
@@ -201,6 +210,10 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.scheduler.stop()
+        if self.listener is not None:
+            await self.listener.stop()
+        if self.capture is not None:
+            await self.capture.stop()
         if self.gateway is not None:
             await self.gateway.stop()
         if self.slots is not None:

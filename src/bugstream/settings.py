@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     ws_allowed_origins: list[str] = Field(default_factory=list)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
 
+    # PostgreSQL change capture (rows changed by other programs become events)
+    change_capture_enabled: bool = True
+    change_capture_poll_seconds: float = Field(default=1.0, gt=0)
+
     # Event log kept for resuming clients
     replay_window_events: int = Field(default=10_000, ge=1)
     replay_window_seconds: float = Field(default=3600.0, gt=0)

@@ -4,7 +4,7 @@ An event travels as the envelope `{"type", "event", "payload", "event_id"}`. `ev
 monotonic integer given by the outbox; per client, events arrive in event-id order, which is
 commit order.
 
-The 19 events of the spec are `SPEC_EVENTS`. bugstream adds one type of its own, `membership`
+The 20 events of the spec are `SPEC_EVENTS`. bugstream adds one type of its own, `membership`
 (`added`, `removed`), because membership changes decide who may see a project's events and the
 gateway must learn of them on the same ordered path as everything else (docs/design.md).
 """
@@ -84,7 +84,7 @@ REQUIRED_PAYLOAD_FIELDS: dict[EventType, tuple[str, ...]] = {
     EventType.MEMBERSHIP: ("project_id", "user_id", "created_at"),
 }
 
-#: The spec's 19 (type, event) pairs.
+#: The spec's 20 (type, event) pairs (6 + 3 + 3 + 4 + 4).
 SPEC_EVENTS: tuple[tuple[EventType, EventName], ...] = tuple(
     (event_type, name)
     for event_type, names in EVENT_NAMES.items()

@@ -81,6 +81,10 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
             await conn.begin()
+            if self.dialect == "postgresql":
+                # Marks the transaction as bugstream's own: the change-capture triggers skip
+                # it, since it writes its events itself (migration 0002).
+                await conn.exec_driver_sql("SELECT set_config('bugstream.origin', 'app', true)")
             transaction = Transaction(conn)
             try:
                 yield transaction

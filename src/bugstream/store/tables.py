@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -130,4 +131,18 @@ outbox = Table(
     Column("user_id", Id, nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     sqlite_autoincrement=True,
+)
+
+# Changes made by other programs, recorded by PostgreSQL triggers (migration 0002) until the
+# capture worker turns them into events.
+captured_changes = Table(
+    "captured_changes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("txid", BigInteger, nullable=False),
+    Column("table_name", String(64), nullable=False),
+    Column("op", String(8), nullable=False),
+    Column("old_row", json_type()),
+    Column("new_row", json_type()),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

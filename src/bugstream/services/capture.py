@@ -1,0 +1,254 @@
+"""Database change capture: rows changed by other programs become the API's own events.
+
+PostgreSQL triggers (migration 0002) record each outside change in `captured_changes`; this
+worker turns them, in order, into exactly the events (and notifications) the API writes for
+the same change, with the same payloads and audiences, then deletes the records, all in one
+transaction. Deletes that cascaded from a parent deleted in the same transaction are folded
+into the parent's event, as the API does (one `project.deleted`, not one per bug).
+
+Only one worker runs at a time across all instances (a transaction-level advisory lock), so
+events keep the order of the changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import delete, select, text
+
+from bugstream.domain.enums import NotificationType
+from bugstream.domain.events import EventName, PendingEvent
+from bugstream.domain.models import BugReport, Comment, Membership, Project, User
+from bugstream.services.context import ServiceContext
+from bugstream.services.events import (
+    bug_event,
+    comment_event,
+    membership_event,
+    project_event,
+    user_event,
+)
+from bugstream.services.notifications import notify
+from bugstream.store.database import Transaction
+from bugstream.store.tables import captured_changes
+
+log = logging.getLogger(__name__)
+
+#: Advisory lock key that lets one capture worker run at a time ("bugscap").
+CAPTURE_LOCK_KEY = 0x62756773636170
+
+_USER_FIELDS = ("username", "email", "role")
+_BUG_FIELDS = ("title", "description", "priority")
+
+
+class Change:
+    __slots__ = ("new", "old", "op", "table", "txid")
+
+    def __init__(self, row: Any) -> None:
+        self.txid: int = int(row.txid)
+        self.table: str = row.table_name
+        self.op: str = row.op
+        self.old: dict[str, Any] | None = row.old_row
+        self.new: dict[str, Any] | None = row.new_row
+
+
+def _changed(change: Change, fields: tuple[str, ...]) -> bool:
+    assert change.old is not None and change.new is not None
+    return any(change.old.get(f) != change.new.get(f) for f in fields)
+
+
+def _cascaded(change: Change, deleted: dict[str, set[int]]) -> bool:
+    """A delete caused by its parent's delete in the same transaction."""
+    if change.op != "DELETE" or change.old is None:
+        return False
+    old = change.old
+    if change.table == "bug_reports":
+        return old["project_id"] in deleted["projects"]
+    if change.table == "comments":
+        return old["bug_report_id"] in deleted["bug_reports"]
+    if change.table == "memberships":
+        return old["project_id"] in deleted["projects"] or old["user_id"] in deleted["users"]
+    return False
+
+
+async def _project_of_bug(tx: Transaction, bug_id: int, fallback: dict[str, int]) -> int | None:
+    bug = await tx.bugs.get(bug_id)
+    if bug is not None:
+        return bug.project_id
+    return fallback.get(str(bug_id))
+
+
+async def _events_for(
+    ctx: ServiceContext, tx: Transaction, change: Change, deleted_bugs: dict[str, int]
+) -> None:
+    emit: Callable[[PendingEvent], Any] = tx.outbox.emit
+    table, op, old, new = change.table, change.op, change.old, change.new
+    if table == "users":
+        if op == "INSERT":
+            await emit(user_event(EventName.CREATED, User.model_validate(new)))
+        elif op == "DELETE":
+            await emit(user_event(EventName.DELETED, User.model_validate(old)))
+        else:
+            assert old is not None and new is not None
+            user = User.model_validate(new)
+            if old["status"] != new["status"]:
+                await emit(
+                    user_event(EventName.STATUS_CHANGED, user, previous_status=old["status"])
+                )
+            if _changed(change, _USER_FIELDS):
+                await emit(user_event(EventName.UPDATED, user))
+    elif table == "projects":
+        name = {"INSERT": EventName.CREATED, "UPDATE": EventName.UPDATED}.get(op, EventName.DELETED)
+        row = old if op == "DELETE" else new
+        if op != "UPDATE" or _changed(change, ("name", "description")):
+            await emit(project_event(name, Project.model_validate(row)))
+    elif table == "memberships":
+        name = EventName.ADDED if op == "INSERT" else EventName.REMOVED
+        if op != "UPDATE":
+            await emit(membership_event(name, Membership.model_validate(new or old)))
+    elif table == "bug_reports":
+        await _bug_events(ctx, tx, change)
+    elif table == "comments":
+        row = new if op != "DELETE" else old
+        assert row is not None
+        comment = Comment.model_validate(row)
+        project_id = await _project_of_bug(tx, comment.bug_report_id, deleted_bugs)
+        if project_id is None:
+            return
+        if op == "INSERT":
+            await emit(comment_event(EventName.CREATED, comment, project_id))
+            bug = await tx.bugs.get(comment.bug_report_id)
+            if bug is not None:
+                await notify(
+                    ctx,
+                    tx,
+                    NotificationType.COMMENT_ADDED,
+                    bug,
+                    [bug.reporter_id, bug.assignee_id],
+                    actor_id=comment.user_id,
+                )
+        elif op == "DELETE":
+            await emit(comment_event(EventName.DELETED, comment, project_id))
+        elif _changed(change, ("content",)):
+            await emit(comment_event(EventName.UPDATED, comment, project_id))
+
+
+async def _bug_events(ctx: ServiceContext, tx: Transaction, change: Change) -> None:
+    emit = tx.outbox.emit
+    op, old, new = change.op, change.old, change.new
+    if op == "INSERT":
+        bug = BugReport.model_validate(new)
+        await emit(bug_event(EventName.CREATED, bug))
+        await notify(ctx, tx, NotificationType.BUG_ASSIGNED, bug, [bug.assignee_id], actor_id=None)
+        return
+    if op == "DELETE":
+        await emit(bug_event(EventName.DELETED, BugReport.model_validate(old)))
+        return
+    assert old is not None and new is not None
+    bug = BugReport.model_validate(new)
+    if _changed(change, _BUG_FIELDS):
+        await emit(bug_event(EventName.UPDATED, bug))
+    if old["status"] != new["status"]:
+        await emit(bug_event(EventName.STATUS_CHANGED, bug, previous_status=old["status"]))
+        await notify(
+            ctx,
+            tx,
+            NotificationType.STATUS_CHANGED,
+            bug,
+            [bug.reporter_id, bug.assignee_id],
+            actor_id=None,
+        )
+    if old["assignee_id"] != new["assignee_id"]:
+        previous = old["assignee_id"]
+        if new["assignee_id"] is None:
+            await emit(bug_event(EventName.UNASSIGNED, bug, previous_assignee_id=previous))
+        else:
+            await emit(bug_event(EventName.ASSIGNED, bug, previous_assignee_id=previous))
+            await notify(
+                ctx, tx, NotificationType.BUG_ASSIGNED, bug, [bug.assignee_id], actor_id=None
+            )
+
+
+async def process_captured_changes(ctx: ServiceContext, *, batch: int = 500) -> int:
+    """Turn pending captured changes into events; the number of changes processed."""
+    total = 0
+    while True:
+        async with ctx.db.transaction() as tx:
+            got_lock = (
+                await tx.conn.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": CAPTURE_LOCK_KEY}
+                )
+            ).scalar_one()
+            if not got_lock:
+                return total  # another instance is on it
+            rows = (
+                await tx.conn.execute(
+                    select(captured_changes).order_by(captured_changes.c.id).limit(batch)
+                )
+            ).all()
+            if not rows:
+                return total
+            changes = [Change(row) for row in rows]
+            deleted: dict[int, dict[str, set[int]]] = {}
+            deleted_bugs: dict[str, int] = {}
+            for change in changes:
+                if change.op == "DELETE" and change.old is not None:
+                    by_table = deleted.setdefault(
+                        change.txid, {"projects": set(), "bug_reports": set(), "users": set()}
+                    )
+                    if change.table in by_table:
+                        by_table[change.table].add(int(change.old["id"]))
+                    if change.table == "bug_reports":
+                        deleted_bugs[str(change.old["id"])] = int(change.old["project_id"])
+            for change in changes:
+                empty: dict[str, set[int]] = {
+                    "projects": set(),
+                    "bug_reports": set(),
+                    "users": set(),
+                }
+                if _cascaded(change, deleted.get(change.txid, empty)):
+                    continue
+                await _events_for(ctx, tx, change, deleted_bugs)
+            await tx.conn.execute(
+                delete(captured_changes).where(captured_changes.c.id <= rows[-1].id)
+            )
+        total += len(rows)
+        if len(rows) < batch:
+            return total
+
+
+class CaptureWorker:
+    """Runs `process_captured_changes` when woken (NOTIFY) and every `interval` seconds."""
+
+    def __init__(self, ctx: ServiceContext, *, interval: float = 1.0) -> None:
+        self._ctx = ctx
+        self._interval = interval
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="bugstream-capture")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                processed = await process_captured_changes(self._ctx)
+                if processed:
+                    log.info("captured %d outside changes", processed)
+            except Exception:
+                log.exception("change capture failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._interval)
