@@ -190,7 +190,9 @@ class Runtime:
         if ctx.db.dialect == "postgresql" and settings.change_capture_enabled:
             self.capture = CaptureWorker(ctx, interval=settings.change_capture_poll_seconds)
             self.capture.start()
-            self.listener = ChangeListener(settings.database_url, self.capture.wake)
+            self.listener = ChangeListener(
+                ctx.db.engine.url.render_as_string(hide_password=False), self.capture.wake
+            )
             self.listener.start()
 
     async def _relay_position(self) -> int:

@@ -122,7 +122,7 @@ async def _events_for(
             await emit(comment_event(EventName.CREATED, comment, project_id))
             bug = await tx.bugs.get(comment.bug_report_id)
             if bug is not None:
-                await notify(
+                await _notify_if_present(
                     ctx,
                     tx,
                     NotificationType.COMMENT_ADDED,
@@ -136,13 +136,29 @@ async def _events_for(
             await emit(comment_event(EventName.UPDATED, comment, project_id))
 
 
+async def _notify_if_present(
+    ctx: ServiceContext,
+    tx: Transaction,
+    kind: NotificationType,
+    bug: BugReport,
+    recipients: list[int | None],
+    actor_id: int | None = None,
+) -> None:
+    """Notify, unless the bug (or a recipient) is already gone again: a notification points
+    at its bug, and a change processed late may be about a row deleted since."""
+    if await tx.bugs.get(bug.id) is None:
+        return
+    present = [r for r in recipients if r is not None and await tx.users.get(r) is not None]
+    await notify(ctx, tx, kind, bug, present, actor_id=actor_id)
+
+
 async def _bug_events(ctx: ServiceContext, tx: Transaction, change: Change) -> None:
     emit = tx.outbox.emit
     op, old, new = change.op, change.old, change.new
     if op == "INSERT":
         bug = BugReport.model_validate(new)
         await emit(bug_event(EventName.CREATED, bug))
-        await notify(ctx, tx, NotificationType.BUG_ASSIGNED, bug, [bug.assignee_id], actor_id=None)
+        await _notify_if_present(ctx, tx, NotificationType.BUG_ASSIGNED, bug, [bug.assignee_id])
         return
     if op == "DELETE":
         await emit(bug_event(EventName.DELETED, BugReport.model_validate(old)))
@@ -153,13 +169,8 @@ async def _bug_events(ctx: ServiceContext, tx: Transaction, change: Change) -> N
         await emit(bug_event(EventName.UPDATED, bug))
     if old["status"] != new["status"]:
         await emit(bug_event(EventName.STATUS_CHANGED, bug, previous_status=old["status"]))
-        await notify(
-            ctx,
-            tx,
-            NotificationType.STATUS_CHANGED,
-            bug,
-            [bug.reporter_id, bug.assignee_id],
-            actor_id=None,
+        await _notify_if_present(
+            ctx, tx, NotificationType.STATUS_CHANGED, bug, [bug.reporter_id, bug.assignee_id]
         )
     if old["assignee_id"] != new["assignee_id"]:
         previous = old["assignee_id"]
@@ -167,9 +178,7 @@ async def _bug_events(ctx: ServiceContext, tx: Transaction, change: Change) -> N
             await emit(bug_event(EventName.UNASSIGNED, bug, previous_assignee_id=previous))
         else:
             await emit(bug_event(EventName.ASSIGNED, bug, previous_assignee_id=previous))
-            await notify(
-                ctx, tx, NotificationType.BUG_ASSIGNED, bug, [bug.assignee_id], actor_id=None
-            )
+            await _notify_if_present(ctx, tx, NotificationType.BUG_ASSIGNED, bug, [bug.assignee_id])
 
 
 async def process_captured_changes(ctx: ServiceContext, *, batch: int = 500) -> int:
@@ -211,7 +220,12 @@ async def process_captured_changes(ctx: ServiceContext, *, batch: int = 500) -> 
                 }
                 if _cascaded(change, deleted.get(change.txid, empty)):
                     continue
-                await _events_for(ctx, tx, change, deleted_bugs)
+                try:
+                    async with tx.conn.begin_nested():
+                        await _events_for(ctx, tx, change, deleted_bugs)
+                except Exception:
+                    # One malformed change must not block every later one.
+                    log.exception("skipped captured change on %s (%s)", change.table, change.op)
             await tx.conn.execute(
                 delete(captured_changes).where(captured_changes.c.id <= rows[-1].id)
             )
