@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
-from tests.support.factory import PASSWORD, Factory
 
 from bugstream.domain.enums import BugStatus, Role, UserStatus
 from bugstream.domain.errors import Conflict, Forbidden, NotFound
@@ -59,6 +58,7 @@ from bugstream.domain.permissions import MATRIX, Action, Scope
 from bugstream.services import bugs, comments, notifications, projects, reminders, users
 from bugstream.services.context import Actor, ServiceContext
 from bugstream.store.outbox import latest_event_id
+from tests.support.factory import PASSWORD, Factory
 
 NON_ADMINS = [r for r in Role if r is not Role.ADMIN]
 PAGE = PageRequest()

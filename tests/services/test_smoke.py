@@ -1,7 +1,6 @@
-from tests.support.factory import Factory
-
 from bugstream.domain.enums import Role
 from bugstream.store.outbox import read_events_after
+from tests.support.factory import Factory
 
 
 async def test_bug_lifecycle_writes_events(factory: Factory) -> None:
