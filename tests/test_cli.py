@@ -183,7 +183,7 @@ def test_production_refuses_to_invent_a_jwt_secret(workdir: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bugstream.cli", "serve", "--port", str(free_port())],
         cwd=workdir,
-        env=clean_env(BUGSTREAM_ENV="production"),
+        env=clean_env(BUGSTREAM_ENV="production", BUGSTREAM_BEHIND_TLS_PROXY="true"),
         capture_output=True,
         text=True,
         timeout=60,

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 
 from bugstream.domain.enums import BugStatus, NotificationType, Priority, Role, UserStatus
 from bugstream.domain.errors import BugstreamError, Conflict, Forbidden, NotFound, ValidationFailed
@@ -901,7 +900,8 @@ async def test_a_database_error_mid_transaction_rolls_back_earlier_events(
     ctx: ServiceContext, team: Team
 ) -> None:
     async with writes_nothing(ctx):
-        with pytest.raises(IntegrityError):
+        # A unique violation reaches the caller as `conflict` (a lost race), never as a 500.
+        with pytest.raises(Conflict):
             async with ctx.db.transaction() as tx:
                 now = ctx.clock()
                 values = {"name": "Fresh", "description": "", "created_at": now, "updated_at": now}

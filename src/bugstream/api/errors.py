@@ -10,15 +10,24 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bugstream.domain.errors import HTTP_STATUS, BugstreamError, ErrorCode
 from bugstream.domain.validation import error_from_pydantic
 
 _log = logging.getLogger(__name__)
+
+
+class ORJSONResponse(JSONResponse):
+    """JSON through orjson, the project's one encoder (FastAPI's own class is deprecated)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
 
 # Clients know fields by their own names, without FastAPI's location prefix.
 _LOCATIONS = frozenset({"body", "query", "path"})
@@ -28,7 +37,7 @@ _STATUS_CODES: dict[int, ErrorCode] = {
     401: ErrorCode.INVALID_TOKEN,
     403: ErrorCode.FORBIDDEN,
     404: ErrorCode.NOT_FOUND,
-    405: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.MESSAGE_TOO_LARGE,
     429: ErrorCode.RATE_LIMITED,
 }

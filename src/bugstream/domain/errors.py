@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     # Authorization and lookup
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"
     # Input
     VALIDATION_FAILED = "validation_failed"
@@ -50,6 +51,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_CREDENTIALS: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.CONFLICT: 409,
     ErrorCode.VALIDATION_FAILED: 422,
     ErrorCode.MISSING_REQUIRED_FIELDS: 422,

@@ -27,7 +27,9 @@ from bugstream.domain.text import (
 Email = EmailStr
 T = TypeVar("T")
 # Strict: an id is a JSON integer. Lax mode would take `true` as 1, "2" as 2 and 2.0 as 2.
-EntityId = Annotated[int, Strict()]
+# At most 2**63 - 1: ids are BIGINT in the store, and a larger one must be a validation
+# error, not a database overflow (internal_error).
+EntityId = Annotated[int, Strict(), Field(le=2**63 - 1)]
 
 
 class Entity(BaseModel):

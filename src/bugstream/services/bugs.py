@@ -178,10 +178,14 @@ async def unassign_bug(ctx: ServiceContext, actor: Actor, bug_id: int) -> Result
     return Result(updated, tuple(tx.outbox.events))
 
 
-async def unassign_all_of(ctx: ServiceContext, tx: Transaction, user_id: int) -> None:
-    """Unassign every bug assigned to `user_id` (with events), e.g. before deleting them."""
+async def unassign_all_of(
+    ctx: ServiceContext, tx: Transaction, user_id: int, *, project_id: int | None = None
+) -> None:
+    """Unassign every bug assigned to `user_id` (in `project_id`, if given), with events:
+    before deleting the user, or removing them from the project."""
     for bug in await tx.bugs.assigned_to(user_id):
-        await _unassign(ctx, tx, bug)
+        if project_id is None or bug.project_id == project_id:
+            await _unassign(ctx, tx, bug)
 
 
 async def delete_bug(ctx: ServiceContext, actor: Actor, bug_id: int) -> Result[BugReport]:

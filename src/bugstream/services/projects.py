@@ -18,6 +18,7 @@ from bugstream.domain.models import (
 )
 from bugstream.domain.permissions import Action, sees_all_projects
 from bugstream.services.access import require, require_visible
+from bugstream.services.bugs import unassign_all_of
 from bugstream.services.context import Actor, Result, ServiceContext
 from bugstream.services.events import membership_event, project_event
 from bugstream.store.database import Transaction
@@ -135,13 +136,16 @@ async def add_member(
 async def remove_member(
     ctx: ServiceContext, actor: Actor, project_id: int, user_id: int
 ) -> Result[Membership]:
-    """Remove a member. From the `membership.removed` event on, they see nothing of it."""
+    """Remove a member: their bugs in the project are unassigned first (with events); from
+    the `membership.removed` event on, they see nothing of the project."""
     async with ctx.db.transaction() as tx:
         await _get_project(tx, actor, project_id)
         await require(tx.members, actor, Action.MEMBER_MANAGE, project_id=project_id)
         membership = await tx.members.remove(project_id, user_id)
         if membership is None:
             raise NotFound("membership not found")
+        # A non-member cannot work on (or even see) the project's bugs: unassign them.
+        await unassign_all_of(ctx, tx, user_id, project_id=project_id)
         await tx.outbox.emit(membership_event(EventName.REMOVED, membership))
     return Result(membership, tuple(tx.outbox.events))
 

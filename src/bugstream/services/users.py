@@ -89,13 +89,14 @@ async def update_user(
     is_self = actor.user_id == user_id
     if not is_self:
         _require_admin(actor, Action.USER_UPDATE)
-    if data.role is not None:
-        _require_admin(actor, Action.USER_CHANGE_ROLE)
     new_hash = None if data.password is None else await ctx.passwords.hash(data.password)
     async with ctx.db.transaction() as tx:
         user = await _get_user(tx, user_id)
-        if data.role is not None and is_self and data.role is not user.role:
-            raise Conflict("admins cannot change their own role")
+        if data.role is not None and data.role is not user.role:
+            # Sending the record back with its role unchanged is fine; changing it is not.
+            _require_admin(actor, Action.USER_CHANGE_ROLE)
+            if is_self:
+                raise Conflict("admins cannot change their own role")
         values: dict[str, Any] = {}
         if data.username is not None and data.username != user.username:
             values["username"] = data.username

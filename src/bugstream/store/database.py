@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from bugstream.domain.errors import Conflict
 from bugstream.store.outbox import OutboxWriter
 from bugstream.store.repositories import Repositories
 
@@ -53,6 +55,11 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
     )
 
 
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    text = str(exc.orig).lower()
+    return "unique" in text or "duplicate key" in text
+
+
 class Transaction(Repositories):
     """An open transaction: the repositories on it, and `outbox` for the events it writes."""
 
@@ -88,6 +95,12 @@ class Database:
             transaction = Transaction(conn)
             try:
                 yield transaction
+            except IntegrityError as exc:
+                await conn.rollback()
+                if _is_unique_violation(exc):
+                    # Two writers raced past a uniqueness check: the loser gets a conflict.
+                    raise Conflict("it already exists (a concurrent change won)") from None
+                raise
             except BaseException:
                 await conn.rollback()
                 raise

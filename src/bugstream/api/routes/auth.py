@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bugstream.api.deps import Ctx, CurrentActor, get_token_config
 from bugstream.auth.tokens import TokenConfig, issue_token, verify_token
+from bugstream.domain.errors import Forbidden
 from bugstream.domain.models import User
 from bugstream.services.users import authenticate, get_user
 
@@ -31,6 +32,11 @@ class TokenResponse(BaseModel):
 
 
 def _token_for(config: TokenConfig, user: User) -> TokenResponse:
+    if config.secret is None or "HS256" not in config.algorithms:
+        raise Forbidden(
+            "this server does not issue tokens: get one from the identity provider "
+            "(BUGSTREAM_JWT_SECRET and HS256 enable password login)"
+        )
     token = issue_token(config, user_id=user.id, role=user.role.value)
     claims = verify_token(config, token)
     return TokenResponse(
