@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from argon2 import PasswordHasher
@@ -33,7 +33,7 @@ POSTGRES_ENV = "BUGSTREAM_TEST_POSTGRES_URL"
 REQUIRE_SERVICES_ENV = "BUGSTREAM_REQUIRE_SERVICES"
 
 
-def skip_or_fail(reason: str) -> None:
+def skip_or_fail(reason: str) -> NoReturn:
     """Skip a suite whose service is not configured; in CI (BUGSTREAM_REQUIRE_SERVICES=1) a
     missing service is a failure, never a silent skip."""
     if os.environ.get(REQUIRE_SERVICES_ENV) == "1":
