@@ -53,11 +53,13 @@ class Subscription:
     def narrowed(self) -> bool:
         return self.projects is not None or self.bug_reports is not None
 
-    def wants(self, event: Event) -> bool:
+    def wants(self, event: Event, user_id: int) -> bool:
         if not self.narrowed:
             return True
         if event.type in (EventType.NOTIFICATION, EventType.USER):
             return True  # personal events are never filtered out
+        if event.type is EventType.MEMBERSHIP and event.user_id == user_id:
+            return True  # nor is news of one's own access changing
         if self.projects is not None and event.project_id in self.projects:
             return True
         if self.bug_reports is not None:

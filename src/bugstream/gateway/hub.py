@@ -254,7 +254,7 @@ class Hub:
                 if access is None:
                     continue
                 for conn in access.connections:
-                    if event_id <= conn.skip_through or not conn.subscription.wants(event):
+                    if event_id <= conn.skip_through or not conn.subscription.wants(event, user_id):
                         continue
                     conn.delivered_through = event_id
                     if conn.held is None:
@@ -268,7 +268,7 @@ class Hub:
 
     def visible(self, conn: Connection, event: Event) -> bool:
         """Whether `conn` may see `event` now and wants it (for replays)."""
-        if not conn.subscription.wants(event):
+        if not conn.subscription.wants(event, conn.user_id):
             return False
         if event.type in _PROJECT_SCOPED:
             if conn.user_id in self._admins:

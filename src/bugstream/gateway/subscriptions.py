@@ -44,6 +44,10 @@ async def apply_subscription(
     ctx: ServiceContext, conn: Connection, message: Inbound
 ) -> dict[str, object]:
     request = parse_subscription(message.payload)
+    if not request.all and not request.projects and not request.bug_reports:
+        raise ValidationFailed(
+            [FieldError("payload", "non_empty", "name projects, bug_reports, or all: true")]
+        )
     sub = conn.subscription
     if message.type == ClientMessage.SUBSCRIBE:
         if request.all:
