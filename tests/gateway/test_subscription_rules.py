@@ -15,7 +15,8 @@ async def test_an_empty_subscribe_is_refused_and_changes_nothing(factory: Factor
     await factory.project(dev)
     async with live_server(factory.ctx) as live:
         client = await live.connect(dev)
-        for payload in ({}, {"projects": [], "bug_reports": []}):
+        empty: list[dict[str, object]] = [{}, {"projects": [], "bug_reports": []}]
+        for payload in empty:
             answer = await client.command("subscribe", payload, request_id="s")
             assert answer["type"] == "error"
             assert answer["payload"]["code"] == "validation_failed"
