@@ -12,7 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
+from bugstream import operations
 from bugstream.api import errors as api_errors
 from bugstream.api.body_limit import BodyLimitMiddleware
 from bugstream.api.router import api_router
@@ -27,6 +29,8 @@ from bugstream.domain.models import User, UserCreate
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.gateway import Gateway
 from bugstream.gateway.uvicorn_protocol import GATEWAY_STATE_KEY
+from bugstream.observability.metrics import PrometheusTelemetry, StateCollector, StateSources
+from bugstream.observability.summary import PerformanceSummary
 from bugstream.services.capture import CaptureWorker
 from bugstream.services.context import ServiceContext
 from bugstream.services.reminders import ReminderScheduler
@@ -37,6 +41,7 @@ from bugstream.store.change_listener import ChangeListener
 from bugstream.store.database import Database
 from bugstream.store.outbox import latest_event_id
 from bugstream.store.relay import OutboxRelay
+from bugstream.web.routes import web_router
 
 log = logging.getLogger("bugstream")
 
@@ -133,10 +138,18 @@ def gateway_config(settings: Settings) -> GatewayConfig:
 class Runtime:
     """Everything that runs while the application is up: bus, relay, gateway, scheduler."""
 
-    def __init__(self, settings: Settings, ctx: ServiceContext, tokens: TokenConfig) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ctx: ServiceContext,
+        tokens: TokenConfig,
+        telemetry: PrometheusTelemetry,
+    ) -> None:
         self.settings = settings
         self.ctx = ctx
         self.tokens = tokens
+        self.telemetry = telemetry
+        self.summary: PerformanceSummary | None = None
         self.bus: Bus | None = None
         self.relay: OutboxRelay | None = None
         self.gateway: Gateway | None = None
@@ -183,8 +196,17 @@ class Runtime:
             config=gateway_config(settings),
             position=await self.bus.last_event_id(),
             slots=self.slots,
+            telemetry=self.telemetry,
         )
         await self.gateway.start()
+        gateway = self.gateway
+        self.summary = PerformanceSummary(
+            self.telemetry,
+            connections=lambda: gateway.hub.connection_count,
+            relay_lag=self.relay_lag,
+            interval=settings.performance_summary_seconds,
+        )
+        self.summary.start()
         if settings.reminders_enabled:
             self.scheduler.start()
         if ctx.db.dialect == "postgresql" and settings.change_capture_enabled:
@@ -210,7 +232,33 @@ class Runtime:
             await self.bus.rebase(start)
         return await self.bus.last_event_id()
 
+    def relay_lag(self) -> int:
+        return self.relay.lag if self.relay is not None else 0
+
+    def state_sources(self) -> StateSources:
+        def queued() -> tuple[int, int]:
+            if self.gateway is None:
+                return (0, 0)
+            backlogs = [c.backlog() for c in self.gateway.hub.connections()]
+            return (sum(backlogs), max(backlogs, default=0))
+
+        def pool() -> tuple[int, int]:
+            p: Any = self.ctx.db.engine.pool
+            size = p.size() if hasattr(p, "size") else 0
+            used = p.checkedout() if hasattr(p, "checkedout") else 0
+            return (int(size), int(used))
+
+        return StateSources(
+            connections=lambda: self.gateway.hub.connection_count if self.gateway else 0,
+            queued_bytes=queued,
+            relay_lag=self.relay_lag,
+            relay_published=lambda: self.relay.position if self.relay else 0,
+            pool=pool,
+        )
+
     async def stop(self) -> None:
+        if self.summary is not None:
+            await self.summary.stop()
         await self.scheduler.stop()
         if self.listener is not None:
             await self.listener.stop()
@@ -234,9 +282,13 @@ def create_app(settings: Settings | None = None, *, ctx: ServiceContext | None =
     config = token_config(settings)
     ctx = ctx or service_context(settings)
 
+    registry = CollectorRegistry()
+    telemetry = PrometheusTelemetry(registry)
+    runtime = Runtime(settings, ctx, config, telemetry)
+    registry.register(StateCollector(runtime.state_sources()))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        runtime = Runtime(settings, ctx, config)
         app.state.runtime = runtime
         await runtime.start()
         try:
@@ -254,7 +306,11 @@ def create_app(settings: Settings | None = None, *, ctx: ServiceContext | None =
     app.state.settings = settings
     app.state.ctx = ctx
     app.state.token_config = config
+    app.state.registry = registry
+    app.state.runtime = runtime
     api_errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.include_router(api_router())
+    app.include_router(web_router())
+    app.include_router(operations.router)
     return app

@@ -1,4 +1,4 @@
-"""The `bugstream` command: serve, migrate, create-user, issue-token."""
+"""The `bugstream` command: serve, migrate, create-user, issue-token, listen."""
 
 from __future__ import annotations
 
@@ -104,11 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("issue-token", help="print an access token for a user")
     token.add_argument("--username", required=True)
     token.add_argument("--ttl", type=int, help="lifetime in seconds (default from settings)")
+
+    listen = commands.add_parser(
+        "listen", help="tail a server's events (a WebSocket client; needs no server settings)"
+    )
+    from bugstream.listen import add_arguments as listen_arguments
+
+    listen_arguments(listen)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "listen":
+        from bugstream.listen import run as listen
+
+        return listen(args)
     settings = Settings()
     try:
         if args.command == "serve":

@@ -20,6 +20,8 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvi
         "proxy_headers": settings.behind_tls_proxy,
         "forwarded_allow_ips": "*" if settings.behind_tls_proxy else None,
         "log_level": settings.log_level.lower(),
+        # Logging is configured by bugstream (observability.logging), not by uvicorn.
+        "log_config": None,
     }
     if settings.serves_tls:
         options["ssl_certfile"] = str(settings.tls_certfile)
@@ -30,7 +32,9 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvi
 
 def serve(settings: Settings) -> None:
     from bugstream.app import create_app
+    from bugstream.observability.logging import configure_logging
 
     settings.check_transport_security()
+    configure_logging(settings.log_level, settings.log_format)
     config = uvicorn_config(create_app(settings), settings)
     uvicorn.Server(config).run()

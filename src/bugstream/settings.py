@@ -98,9 +98,14 @@ class Settings(BaseSettings):
 
     # Logging
     log_level: str = "INFO"
+    #: `json` (one JSON object per line) or `console`; empty: json in production.
+    log_format: str = ""
+    performance_summary_seconds: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
+        if not self.log_format:
+            self.log_format = "json" if self.env is Environment.PRODUCTION else "console"
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'bugstream.db'}"
         if self.jwt_public_key is None and self.jwt_public_key_file is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bugstream.auth.tokens import TokenConfig, verify_token
@@ -44,7 +44,7 @@ async def get_actor(
 
 def get_page(
     limit: Annotated[int, Query(ge=1, le=200, description="Items per page")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31, description="Items to skip")] = 0,
 ) -> PageRequest:
     return PageRequest(limit=limit, offset=offset)
 
@@ -52,3 +52,9 @@ def get_page(
 Ctx = Annotated[ServiceContext, Depends(get_ctx)]
 CurrentActor = Annotated[Actor, Depends(get_actor)]
 Paging = Annotated[PageRequest, Depends(get_page)]
+
+#: Entity ids in paths and filters: positive, and within the databases' 64-bit keys (a larger
+#: number is `validation_failed`, not a database error).
+MAX_ID = 2**63 - 1
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]

@@ -23,6 +23,10 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bugstream.bus.base import GapError
 from bugstream.domain.events import Event, EventName, EventType
@@ -87,6 +91,7 @@ def _encode(event: Event) -> bytes:
             "p": event.payload,
             "pr": event.project_id,
             "u": event.user_id,
+            "c": event.committed_at,
         }
     )
 
@@ -100,6 +105,7 @@ def _decode(data: bytes) -> Event:
         payload=raw["p"],
         project_id=raw["pr"],
         user_id=raw["u"],
+        committed_at=float(raw.get("c", 0.0)),
     )
 
 
@@ -117,7 +123,14 @@ class RedisBus:
         prefix: str = "bugstream",
         block_ms: int = 1000,
     ) -> None:
-        self._redis: Redis = Redis.from_url(url)
+        # Retry a command that fails on a broken connection: after Redis restarts, every
+        # pooled connection is dead, and without a retry the first command on each fails.
+        # Every command here is idempotent (publish drops ids it has), so retrying is safe.
+        self._redis: Redis = Redis.from_url(
+            url,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
         self._stream = f"{prefix}:events"
         self._last = f"{prefix}:last"
         self._trimmed = f"{prefix}:trimmed"

@@ -115,6 +115,8 @@ class Event:
     payload: dict[str, Any]
     project_id: int | None
     user_id: int | None
+    #: When the outbox row was written (seconds since the epoch): delivery latency starts here.
+    committed_at: float = 0.0
 
     def envelope(self) -> dict[str, Any]:
         """The message a client receives."""

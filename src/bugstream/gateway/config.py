@@ -22,6 +22,8 @@ class GatewayConfig:
     rate_refill_per_second: float = 1.0
     #: Bytes a connection may have waiting (ours and the transport's) before it is cut off.
     max_backlog_bytes: int = 4_194_304
+    #: Above this backlog, superseded state events are conflated for the lagging client.
+    conflate_backlog_bytes: int = 1_048_576
     #: Strikes (invalid tokens, rate-limit hits, oversize messages) within `abuse_window`
     #: seconds that block an address or a user for `block_seconds`.
     abuse_threshold: int = 20

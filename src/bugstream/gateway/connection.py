@@ -1,7 +1,13 @@
 """One client connection as the gateway core sees it: who, what it wants, what is pending.
 
-Per-connection state is kept small (slots, no task, no buffer object until needed): the hub
-appends encoded frames to `pending`, and one flush writes them all in a single `write`.
+Per-connection state is kept small (slots, no task, no buffer object until needed). Two
+outbound queues, flushed together in a single `write`:
+- `control`: replies that carry no event id (welcome, ack, error, pong, resync_required,
+  skipped). They go first: a lagging client still gets its answers at once.
+- `pending`: events, as `Outgoing` items shared by every recipient of the event, kept in
+  event-id order. For a client that lags, superseded state events of the same entity are
+  conflated: the older ones are dropped (and the client is told which, with `skipped`), the
+  newest stays at its own place, so order is never broken.
 """
 
 from __future__ import annotations
@@ -11,6 +17,10 @@ from typing import Protocol
 
 from bugstream.domain.enums import Role
 from bugstream.domain.events import Event, EventType
+
+#: An event on its way out: (frame, conflation key or None, event id). One per event,
+#: shared by all its recipients.
+Outgoing = tuple[bytes, object, int]
 
 
 class FrameSink(Protocol):
@@ -82,6 +92,7 @@ class Subscription:
 class Connection:
     __slots__ = (
         "closed",
+        "control",
         "delivered_through",
         "dirty",
         "held",
@@ -104,12 +115,13 @@ class Connection:
         self.role = role
         self.sink = sink
         self.subscription = Subscription()
-        self.pending: list[bytes] = []
+        self.control: list[bytes] = []
+        self.pending: list[Outgoing] = []
         self.pending_bytes = 0
         self.dirty = False
         self.closed = False
-        #: While a replay runs, live event frames wait here (they come after the replay).
-        self.held: list[bytes] | None = None
+        #: While a replay runs, live events wait here (they come after the replay).
+        self.held: list[Outgoing] | None = None
         #: Events up to this id are not sent live (the client already has them).
         self.skip_through = 0
         #: The id of the last event queued for this client (0: none yet).
@@ -127,10 +139,38 @@ class Connection:
         return self.pending_bytes + self.sink.buffered()
 
     def flush(self) -> None:
-        """Write every pending frame in one call (unless the transport is full)."""
-        if self.closed or not self.pending or not self.sink.writable():
+        """Write every queued frame in one call (unless the transport is full)."""
+        if self.closed or not self.sink.writable() or not (self.control or self.pending):
             return
-        data = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
+        if self.control:
+            parts = self.control
+            parts.extend([item[0] for item in self.pending])
+            self.control = []
+        else:
+            parts = [item[0] for item in self.pending]
         self.pending = []
         self.pending_bytes = 0
-        self.sink.write(data)
+        self.sink.write(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def conflate(self) -> list[int]:
+        """Drop queued state events superseded by a newer one of the same entity; the ids
+        dropped, oldest first."""
+        seen: set[object] = set()
+        kept: list[Outgoing] = []
+        dropped: list[int] = []
+        for item in reversed(self.pending):
+            key = item[1]
+            if key is not None:
+                if key in seen:
+                    dropped.append(item[2])
+                    continue
+                seen.add(key)
+            kept.append(item)
+        if dropped:
+            kept.reverse()
+            self.pending = kept
+            self.pending_bytes = sum(len(f) for f in self.control) + sum(
+                len(item[0]) for item in kept
+            )
+            dropped.reverse()
+        return dropped

@@ -35,7 +35,7 @@ from bugstream.gateway.commands import COMMANDS, validate_payload
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.connection import ClientInfo, Connection, FrameSink
 from bugstream.gateway.handshake import Refusal, UpgradeRequest, check_upgrade
-from bugstream.gateway.hub import AccessRevoked, Hub, SnapshotTooOld, encode_event
+from bugstream.gateway.hub import AccessRevoked, Hub, SnapshotTooOld
 from bugstream.gateway.messages import (
     Inbound,
     MessageError,
@@ -49,6 +49,7 @@ from bugstream.gateway.messages import (
 from bugstream.gateway.ratelimit import RateLimiter
 from bugstream.gateway.slots import ConnectionSlots, MemorySlots
 from bugstream.gateway.subscriptions import apply_subscription
+from bugstream.gateway.telemetry import NullTelemetry, Telemetry
 from bugstream.services.access_snapshot import load_access
 from bugstream.services.context import Actor, ServiceContext
 from bugstream.services.users import active_user
@@ -72,6 +73,7 @@ class Gateway:
         config: GatewayConfig,
         position: int,
         slots: ConnectionSlots | None = None,
+        telemetry: Telemetry | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -82,8 +84,13 @@ class Gateway:
         self.clock = clock
         self.wall_clock = wall_clock
         self.slots = slots or MemorySlots()
+        self.telemetry: Telemetry = telemetry or NullTelemetry()
         self.hub = Hub(
-            position=position, revoke=self.revoke, max_backlog_bytes=config.max_backlog_bytes
+            position=position,
+            revoke=self.revoke,
+            max_backlog_bytes=config.max_backlog_bytes,
+            conflate_backlog_bytes=config.conflate_backlog_bytes,
+            telemetry=self.telemetry,
         )
         self.limiter = RateLimiter(config.rate_capacity, config.rate_refill_per_second, clock)
         self.abuse = AbuseMonitor(
@@ -114,6 +121,15 @@ class Gateway:
                 return
             except asyncio.CancelledError:
                 raise
+            except GapError as gap:
+                # The shared log no longer has events this instance has not delivered (e.g.
+                # Redis lost its data and the rebuilt window starts later). Its clients cannot
+                # get them here: send them away to resume (they then get resync_required), and
+                # go on from where the log starts.
+                log.error("the event log skipped past this instance (%s); clients must resync", gap)
+                for conn in self.hub.connections():
+                    self.revoke(conn, CloseCode.GOING_AWAY, "events were lost; resume to resync")
+                self.hub.restart_at(gap.oldest_retained_id - 1)
             except Exception:
                 log.exception("event consumer failed; resubscribing")
                 await asyncio.sleep(0.5)
@@ -155,6 +171,11 @@ class Gateway:
             claims = verify_token(self.tokens, token)
             snapshot = await load_access(self.ctx, claims.user_id)
         except AuthError as exc:
+            self.telemetry.auth_failed(exc.code.value)
+            log.info(
+                "authentication failed",
+                extra={"remote": address, "code": exc.code.value, "reason": exc.message},
+            )
             self.abuse.strike(f"ip:{address}", exc.code.value)
             self._refuse(sink, exc, _CLOSE_FOR_AUTH.get(exc.code, CloseCode.INVALID_TOKEN))
             return None
@@ -203,7 +224,16 @@ class Gateway:
         self.hub.send(conn, message_frame(ServerMessage.WELCOME, self._welcome(conn, position)))
         if resume_from is not None:
             self._queue(conn, None, self._resume(conn, resume_from, upto=position))
-        log.info("connected %s user=%s from %s", info.connection_id, user.id, address)
+        self.telemetry.connection_opened()
+        log.info(
+            "connected",
+            extra={
+                "connection_id": info.connection_id,
+                "user_id": user.id,
+                "remote": address,
+                "resume_from": resume_from,
+            },
+        )
         return conn
 
     async def _register(self, conn: Connection, snapshot: Any) -> int:
@@ -236,6 +266,8 @@ class Gateway:
         }
 
     def _refuse(self, sink: FrameSink, error: BugstreamError, code: CloseCode) -> None:
+        self.telemetry.connection_refused(error.code.value)
+        self.telemetry.error(error.code.value)
         sink.write(error_frame(error))
         sink.close(int(code), error.message[:120])
 
@@ -253,6 +285,7 @@ class Gateway:
         try:
             retry_after = self.limiter.take(conn.user_id)
             if retry_after:
+                self.telemetry.rate_limit_hit()
                 self._strike(conn, "rate_limited")
                 # Echo the refused command's request id, so the client can fail that request.
                 request_id = _peek_request_id(data, self.config.max_message_bytes)
@@ -268,11 +301,25 @@ class Gateway:
                     self._strike(conn, "message_too_large")
                 raise
             request_id = message.request_id
+            self.telemetry.message_in(message.type if message.type in _KNOWN_TYPES else "unknown")
             self._dispatch(conn, message)
         except MessageError as exc:
-            self.hub.send(conn, error_frame(exc, exc.request_id))
+            self._error(conn, exc, exc.request_id)
         except BugstreamError as exc:
-            self.hub.send(conn, error_frame(exc, request_id))
+            self._error(conn, exc, request_id)
+
+    def _error(self, conn: Connection, error: BugstreamError, request_id: RequestId) -> None:
+        self.telemetry.error(error.code.value)
+        log.info(
+            "message refused",
+            extra={
+                "connection_id": conn.info.connection_id,
+                "user_id": conn.user_id,
+                "code": error.code.value,
+                "request_id": request_id,
+            },
+        )
+        self.hub.send(conn, error_frame(error, request_id))
 
     def _dispatch(self, conn: Connection, message: Inbound) -> None:
         kind = message.type
@@ -323,9 +370,12 @@ class Gateway:
                 "reconnect with ?last_event_id= instead"
             )
         self.hub.hold(conn)
-        self._queue(conn, message.request_id, self._resume(conn, after, upto=self.hub.position))
+        resume = self._resume(conn, after, upto=self.hub.position, request_id=message.request_id)
+        self._queue(conn, message.request_id, resume)
 
-    async def _resume(self, conn: Connection, after_id: int, *, upto: int) -> None:
+    async def _resume(
+        self, conn: Connection, after_id: int, *, upto: int, request_id: RequestId = None
+    ) -> None:
         """Send every event in (after_id, upto] the client may see, then the held live ones.
 
         Events after `upto` were held back meanwhile, so the client sees no gap and no
@@ -333,6 +383,7 @@ class Gateway:
         left) skips the live events the client already has instead.
         """
         replayed = 0
+        resync = False
         try:
             if after_id >= upto:
                 conn.skip_through = max(conn.skip_through, after_id)
@@ -346,11 +397,12 @@ class Gateway:
                         if event.event_id > upto:
                             break
                         if self.hub.visible(conn, event):
-                            self.hub.send(conn, encode_event(event))
+                            self.hub.send_event(conn, event)
                             conn.delivered_through = event.event_id
                             replayed += 1
                     cursor = batch[-1].event_id
         except GapError as gap:
+            resync = True
             self.hub.send(
                 conn,
                 message_frame(
@@ -366,9 +418,19 @@ class Gateway:
                 ),
             )
             conn.delivered_through = max(conn.delivered_through, upto)
+        except Exception:
+            # The log is out of reach (e.g. Redis down). Going on with the live events would
+            # silently skip the missed ones: close with a reconnect code; the client resumes.
+            log.exception("replay failed")
+            self.revoke(conn, CloseCode.INTERNAL_ERROR, "replay failed; reconnect and resume")
+            return
         finally:
             self.hub.release(conn)
         self.replayed_total += replayed
+        self.telemetry.replay(replayed, resync)
+        if request_id is not None:
+            result = {"replayed": replayed, "resync_required": resync, "latest_event_id": upto}
+            self.hub.send(conn, ack_frame(request_id, ClientMessage.RESUME.value, result))
 
     async def _subscribe(self, conn: Connection, message: Inbound) -> None:
         result = await apply_subscription(self.ctx, conn, message)
@@ -400,11 +462,11 @@ class Gateway:
                 try:
                     await work
                 except BugstreamError as exc:
-                    self.hub.send(conn, error_frame(exc, request_id))
+                    self._error(conn, exc, request_id)
                 except Exception:
                     log.exception("command failed")
                     error = BugstreamError("internal error", code=ErrorCode.INTERNAL_ERROR)
-                    self.hub.send(conn, error_frame(error, request_id))
+                    self._error(conn, error, request_id)
         finally:
             for _, work in queue:
                 work.close()
@@ -435,19 +497,33 @@ class Gateway:
             self.hub.flush_now(conn)
         conn.closed = True
         conn.sink.close(int(code), reason)
-        self.closed(conn)
+        self.closed(conn, code.name.lower())
 
-    def closed(self, conn: Connection) -> None:
-        """The socket is gone (either side closed it)."""
+    def closed(self, conn: Connection, reason: str = "client_closed") -> None:
+        """The socket is gone (either side closed it); `reason` says why, for logs/metrics."""
+        if self.hub.connections_of(conn.user_id).count(conn) == 0:
+            return  # already accounted for (revoked, then the socket went)
         conn.closed = True
         self.hub.unregister(conn)
+        self.telemetry.connection_closed(reason)
+        log.info(
+            "disconnected",
+            extra={
+                "connection_id": conn.info.connection_id,
+                "user_id": conn.user_id,
+                "remote": conn.info.remote_address,
+                "reason": reason,
+                "duration_s": round(self.wall_clock() - conn.info.connected_at, 3),
+            },
+        )
         work = self._work.get(conn)
         if work is not None:
             for _, item in work:
                 item.close()
             work.clear()
         task = asyncio.ensure_future(self.slots.release(conn.user_id, conn.info.connection_id))
-        task.add_done_callback(lambda _t: None)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         if not self.hub.connections_of(conn.user_id):
             self.limiter.forget(conn.user_id)
 
@@ -474,6 +550,9 @@ class Gateway:
 
     def _security_event(self, kind: str, key: str, details: dict[str, object]) -> None:
         security_log.warning("security %s %s %s", kind, key, details)
+
+
+_KNOWN_TYPES = frozenset([*ClientMessage, *Command])
 
 
 def _last_event_id(value: str | None) -> int | None:

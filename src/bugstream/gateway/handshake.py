@@ -30,10 +30,12 @@ class UpgradeRequest:
 
     def client_address(self, config: GatewayConfig) -> str:
         if config.behind_tls_proxy:
+            # The LAST entry is the one our proxy appended (nginx's $proxy_add_x_forwarded_for);
+            # earlier entries come from the client and could be forged to dodge a block.
             forwarded = self.headers.get("x-forwarded-for", "")
-            first = forwarded.split(",", 1)[0].strip()
-            if first:
-                return first
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            if last:
+                return last
         return self.peer_address
 
     def token(self) -> str | None:

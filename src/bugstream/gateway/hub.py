@@ -16,6 +16,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -23,9 +24,10 @@ import orjson
 
 from bugstream.domain.enums import Role, UserStatus
 from bugstream.domain.events import Event, EventName, EventType
-from bugstream.domain.protocol import CloseCode
-from bugstream.gateway.connection import Connection
+from bugstream.domain.protocol import CloseCode, ServerMessage
+from bugstream.gateway.connection import Connection, Outgoing
 from bugstream.gateway.frames import text_frame
+from bugstream.gateway.telemetry import NullTelemetry, Telemetry
 
 _PROJECT_SCOPED = frozenset(
     {EventType.BUG_REPORT, EventType.COMMENT, EventType.PROJECT, EventType.MEMBERSHIP}
@@ -37,6 +39,44 @@ Revoke = Callable[[Connection, CloseCode, str], None]
 def encode_event(event: Event) -> bytes:
     """The event's frame: encoded once, written to every recipient."""
     return text_frame(orjson.dumps(event.envelope()))
+
+
+#: Events that carry an entity's whole new state: for a lagging client a newer one of the
+#: same entity supersedes an older one. Created/deleted events and notifications never are.
+_CONFLATABLE = frozenset(
+    {
+        (EventType.BUG_REPORT, EventName.UPDATED),
+        (EventType.BUG_REPORT, EventName.STATUS_CHANGED),
+        (EventType.BUG_REPORT, EventName.ASSIGNED),
+        (EventType.BUG_REPORT, EventName.UNASSIGNED),
+        (EventType.COMMENT, EventName.UPDATED),
+        (EventType.PROJECT, EventName.UPDATED),
+        (EventType.USER, EventName.UPDATED),
+        (EventType.USER, EventName.STATUS_CHANGED),
+    }
+)
+
+
+def outgoing(event: Event) -> Outgoing:
+    key = (
+        (event.type, event.payload.get("id")) if (event.type, event.event) in _CONFLATABLE else None
+    )
+    return (encode_event(event), key, event.event_id)
+
+
+def skipped_frame(event_ids: list[int]) -> bytes:
+    return text_frame(
+        orjson.dumps(
+            {
+                "type": ServerMessage.SKIPPED.value,
+                "payload": {
+                    "event_ids": event_ids,
+                    "reason": "superseded by a newer state of the same entity while the "
+                    "client was behind",
+                },
+            }
+        )
+    )
 
 
 class SnapshotTooOld(Exception):
@@ -65,11 +105,17 @@ class Hub:
         position: int,
         revoke: Revoke,
         max_backlog_bytes: int,
+        conflate_backlog_bytes: int | None = None,
+        telemetry: Telemetry | None = None,
         access_log_size: int = 10_000,
     ) -> None:
         self.position = position
         self._revoke = revoke
         self._max_backlog = max_backlog_bytes
+        self._conflate_at = conflate_backlog_bytes or max_backlog_bytes // 4
+        self._telemetry: Telemetry = telemetry or NullTelemetry()
+        # Commit times of the events dispatched since the last flush pass (for latency).
+        self._unflushed: list[float] = []
         self._users: dict[int, UserAccess] = {}
         self._admins: set[int] = set()
         self._project_users: dict[int, set[int]] = {}
@@ -246,9 +292,10 @@ class Hub:
                 if len(self._access_log) == self._access_log.maxlen:
                     self._access_log_floor = self._access_log[0].event_id
                 self._before_delivery(event)
-            frame = encode_event(event)
-            size = len(frame)
+            item = outgoing(event)
+            size = len(item[0])
             event_id = event.event_id
+            recipients = 0
             for user_id in self._audience(event):
                 access = users.get(user_id)
                 if access is None:
@@ -257,14 +304,25 @@ class Hub:
                     if event_id <= conn.skip_through or not conn.subscription.wants(event, user_id):
                         continue
                     conn.delivered_through = event_id
+                    recipients += 1
                     if conn.held is None:
-                        self._enqueue(conn, frame, size)
+                        self._enqueue(conn, item, size)
                     else:
-                        conn.held.append(frame)
+                        conn.held.append(item)
+            if recipients:
+                self._unflushed.append(event.committed_at)
+                self._telemetry.message_out(f"{event.type.value}.{event.event.value}", recipients)
             if access_event:
                 self._after_delivery(event)
         if not self._access_log:
             self._access_log_floor = self.position
+
+    def restart_at(self, position: int) -> None:
+        """Go on after `position` when the events before it are lost (no connection left):
+        the access history no longer reaches back, so older snapshots must be reloaded."""
+        self.position = position
+        self._access_log.clear()
+        self._access_log_floor = position
 
     def visible(self, conn: Connection, event: Event) -> bool:
         """Whether `conn` may see `event` now and wants it (for replays)."""
@@ -287,28 +345,43 @@ class Hub:
     def release(self, conn: Connection) -> None:
         """Queue the held live events after whatever was sent meanwhile."""
         held, conn.held = conn.held, None
-        for frame in held or ():
-            self._enqueue(conn, frame, len(frame))
+        for item in held or ():
+            self._enqueue(conn, item, len(item[0]))
 
     def send(self, conn: Connection, frame: bytes) -> None:
-        """Queue a message for one connection (acks, errors, replies)."""
-        self._enqueue(conn, frame, len(frame))
-
-    def _enqueue(self, conn: Connection, frame: bytes, size: int) -> None:
+        """Queue a reply for one connection (ack, error, pong...): ahead of its events."""
         if conn.closed:
             return
-        conn.pending.append(frame)
+        conn.control.append(frame)
+        conn.pending_bytes += len(frame)
+        self._mark_dirty(conn)
+
+    def send_event(self, conn: Connection, event: Event) -> None:
+        """Queue one event for one connection (a replay), in order with its other events."""
+        item = outgoing(event)
+        self._enqueue(conn, item, len(item[0]))
+
+    def _enqueue(self, conn: Connection, item: Outgoing, size: int) -> None:
+        if conn.closed:
+            return
+        conn.pending.append(item)
         conn.pending_bytes += size
         self.delivered_total += 1
         if not conn.dirty:
-            conn.dirty = True
-            self._dirty.append(conn)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush_all)
+            self._mark_dirty(conn)
+
+    def _mark_dirty(self, conn: Connection) -> None:
+        if conn.dirty:
+            return
+        conn.dirty = True
+        self._dirty.append(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_all)
 
     def _flush_all(self) -> None:
-        """One write per connection with anything pending; slow consumers are cut off."""
+        """One write per connection with anything queued; lagging clients are conflated, and
+        cut off (4101, to resume) when even that leaves them over the bound."""
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
         for conn in dirty:
@@ -316,8 +389,21 @@ class Hub:
             if conn.closed:
                 continue
             conn.flush()
-            if conn.backlog() > self._max_backlog:
-                self._revoke(conn, CloseCode.SLOW_CONSUMER, "client is not reading fast enough")
+            if conn.backlog() > self._conflate_at:
+                self._relieve(conn)
+        if self._unflushed:
+            now = time.time()
+            self._telemetry.delivered([now - committed for committed in self._unflushed])
+            self._unflushed = []
+
+    def _relieve(self, conn: Connection) -> None:
+        dropped = conn.conflate()
+        if dropped:
+            self._telemetry.events_dropped("conflated", len(dropped))
+            self.send(conn, skipped_frame(dropped))
+        if conn.backlog() > self._max_backlog:
+            self._telemetry.events_dropped("slow_consumer", len(conn.pending))
+            self._revoke(conn, CloseCode.SLOW_CONSUMER, "client is not reading fast enough")
 
     def flush_now(self, conn: Connection) -> None:
         """Write what is pending for `conn` at once (before closing it)."""

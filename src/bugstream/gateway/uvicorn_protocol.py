@@ -73,7 +73,8 @@ class GatewayProtocol(asyncio.Protocol):
         if self._opening is not None and not self._opening.done():
             self._opening.cancel()
         if self.conn is not None:
-            self.gateway.closed(self.conn)
+            reason = "client_closed" if self.ws.close_rcvd is not None else "connection_lost"
+            self.gateway.closed(self.conn, reason)
             self.conn = None
 
     def pause_writing(self) -> None:
@@ -118,7 +119,14 @@ class GatewayProtocol(asyncio.Protocol):
         task.add_done_callback(self._server_tasks.discard)
 
     async def _open(self, upgrade: UpgradeRequest) -> None:
-        conn = await self.gateway.open(self, upgrade)
+        try:
+            conn = await self.gateway.open(self, upgrade)
+        except Exception:
+            # E.g. Redis or the database unreachable: tell the client to come back (1011 is
+            # a reconnect code) instead of leaving it without a welcome, or a close.
+            log.exception("opening a connection failed")
+            self.close(int(CloseCode.INTERNAL_ERROR), "server error; reconnect later")
+            return
         if conn is None:
             return
         if self._closing:

@@ -7,13 +7,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bugstream.domain.errors import Conflict
-from bugstream.store.outbox import OutboxWriter
+from bugstream.store.outbox import OUTBOX_LOCK_KEY, OutboxWriter
 from bugstream.store.repositories import Repositories
 
 
@@ -88,11 +88,21 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
             await conn.begin()
+            transaction = Transaction(conn)
             if self.dialect == "postgresql":
                 # Marks the transaction as bugstream's own: the change-capture triggers skip
-                # it, since it writes its events itself (migration 0002).
-                await conn.exec_driver_sql("SELECT set_config('bugstream.origin', 'app', true)")
-            transaction = Transaction(conn)
+                # it, since it writes its events itself (migration 0002). And takes the outbox
+                # lock (store/outbox.py) before any row lock: a writer that waited for it while
+                # holding a row lock would deadlock with the holder needing that row (a user
+                # edit against a notification whose foreign key locks the user's row).
+                await conn.execute(
+                    text(
+                        "SELECT set_config('bugstream.origin', 'app', true), "
+                        "pg_advisory_xact_lock(:key)"
+                    ),
+                    {"key": OUTBOX_LOCK_KEY},
+                )
+                transaction.outbox._locked = True
             try:
                 yield transaction
             except IntegrityError as exc:

@@ -41,6 +41,7 @@ class OutboxWriter:
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK_KEY}
             )
             self._locked = True
+        created_at = utcnow()
         event_id = (
             await self._conn.execute(
                 insert(outbox)
@@ -50,7 +51,7 @@ class OutboxWriter:
                     payload=pending.payload,
                     project_id=pending.project_id,
                     user_id=pending.user_id,
-                    created_at=utcnow(),
+                    created_at=created_at,
                 )
                 .returning(outbox.c.id)
             )
@@ -62,6 +63,7 @@ class OutboxWriter:
             payload=pending.payload,
             project_id=pending.project_id,
             user_id=pending.user_id,
+            committed_at=created_at.timestamp(),
         )
         self.events.append(event)
         return event
@@ -75,6 +77,7 @@ def row_to_event(row: Any) -> Event:
         payload=dict(row.payload),
         project_id=row.project_id,
         user_id=row.user_id,
+        committed_at=row.created_at.timestamp(),
     )
 
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bugstream.domain.events import Event
 from bugstream.store.database import Database
-from bugstream.store.outbox import read_events_after
+from bugstream.store.outbox import latest_event_id, read_events_after
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,13 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published_total = 0
+        #: The newest event id committed, as of the last pass.
+        self.latest_committed = 0
+
+    @property
+    def lag(self) -> int:
+        """Committed events not yet on the bus (as of the last pass)."""
+        return max(0, self.latest_committed - self.position)
 
     def wake(self) -> None:
         """Something committed: look now instead of at the next poll."""
@@ -68,6 +75,8 @@ class OutboxRelay:
         moved = 0
         # The bus is the shared truth (several instances relay into it); ask it each pass.
         self.position = await self._position()
+        async with self._db.read() as repos:
+            self.latest_committed = await latest_event_id(repos.conn)
         while True:
             async with self._db.read() as repos:
                 events = await read_events_after(repos.conn, self.position, self._batch)

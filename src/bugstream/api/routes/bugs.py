@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from bugstream.api.deps import Ctx, CurrentActor, Paging
+from bugstream.api.deps import Ctx, CurrentActor, Paging, PathId, QueryId
 from bugstream.domain.enums import BugStatus, Priority
 from bugstream.domain.models import (
     BugAssign,
@@ -28,10 +28,10 @@ async def list_bugs(
     ctx: Ctx,
     actor: CurrentActor,
     page: Paging,
-    project_id: int | None = None,
+    project_id: QueryId = None,
     status: BugStatus | None = None,
     priority: Priority | None = None,
-    assignee_id: int | None = None,
+    assignee_id: QueryId = None,
 ) -> Page[BugReport]:
     filters = BugFilter(
         project_id=project_id, status=status, priority=priority, assignee_id=assignee_id
@@ -45,50 +45,52 @@ async def create_bug(ctx: Ctx, actor: CurrentActor, body: BugCreate) -> BugRepor
 
 
 @router.get("/{bug_id}", summary="Read a bug report")
-async def get_bug(ctx: Ctx, actor: CurrentActor, bug_id: int) -> BugReport:
+async def get_bug(ctx: Ctx, actor: CurrentActor, bug_id: PathId) -> BugReport:
     return await bugs.get_bug(ctx, actor, bug_id)
 
 
 @router.patch("/{bug_id}", summary="Edit title, description or priority")
-async def update_bug(ctx: Ctx, actor: CurrentActor, bug_id: int, body: BugUpdate) -> BugReport:
+async def update_bug(ctx: Ctx, actor: CurrentActor, bug_id: PathId, body: BugUpdate) -> BugReport:
     return (await bugs.update_bug(ctx, actor, bug_id, body)).value
 
 
 @router.delete("/{bug_id}", status_code=204, summary="Delete a bug report")
-async def delete_bug(ctx: Ctx, actor: CurrentActor, bug_id: int) -> Response:
+async def delete_bug(ctx: Ctx, actor: CurrentActor, bug_id: PathId) -> Response:
     await bugs.delete_bug(ctx, actor, bug_id)
     return Response(status_code=204)
 
 
 @router.post("/{bug_id}/status", summary="Change the status")
 async def change_status(
-    ctx: Ctx, actor: CurrentActor, bug_id: int, body: BugStatusChange
+    ctx: Ctx, actor: CurrentActor, bug_id: PathId, body: BugStatusChange
 ) -> BugReport:
     return (await bugs.change_bug_status(ctx, actor, bug_id, body)).value
 
 
 @router.post("/{bug_id}/assign", summary="Assign to a project member")
-async def assign(ctx: Ctx, actor: CurrentActor, bug_id: int, body: BugAssign) -> BugReport:
+async def assign(ctx: Ctx, actor: CurrentActor, bug_id: PathId, body: BugAssign) -> BugReport:
     return (await bugs.assign_bug(ctx, actor, bug_id, body)).value
 
 
 @router.post("/{bug_id}/unassign", summary="Remove the assignee")
-async def unassign(ctx: Ctx, actor: CurrentActor, bug_id: int) -> BugReport:
+async def unassign(ctx: Ctx, actor: CurrentActor, bug_id: PathId) -> BugReport:
     return (await bugs.unassign_bug(ctx, actor, bug_id)).value
 
 
 @router.post("/{bug_id}/remind", status_code=201, summary="Send the assignee a reminder now")
-async def remind(ctx: Ctx, actor: CurrentActor, bug_id: int) -> Notification:
+async def remind(ctx: Ctx, actor: CurrentActor, bug_id: PathId) -> Notification:
     return (await reminders.remind_now(ctx, actor, bug_id)).value
 
 
 @router.get("/{bug_id}/comments", summary="Comments on a bug report")
-async def list_comments(ctx: Ctx, actor: CurrentActor, bug_id: int, page: Paging) -> Page[Comment]:
+async def list_comments(
+    ctx: Ctx, actor: CurrentActor, bug_id: PathId, page: Paging
+) -> Page[Comment]:
     return await comments.list_comments(ctx, actor, bug_id, page)
 
 
 @router.post("/{bug_id}/comments", status_code=status.HTTP_201_CREATED, summary="Comment")
 async def create_comment(
-    ctx: Ctx, actor: CurrentActor, bug_id: int, body: CommentCreate
+    ctx: Ctx, actor: CurrentActor, bug_id: PathId, body: CommentCreate
 ) -> Comment:
     return (await comments.create_comment(ctx, actor, bug_id, body)).value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from bugstream.api.deps import Ctx, CurrentActor
+from bugstream.api.deps import Ctx, CurrentActor, PathId
 from bugstream.domain.models import Comment, CommentUpdate
 from bugstream.services import comments
 
@@ -12,18 +12,18 @@ router = APIRouter(prefix="/comments", tags=["comments"])
 
 
 @router.get("/{comment_id}", summary="Read a comment")
-async def get_comment(ctx: Ctx, actor: CurrentActor, comment_id: int) -> Comment:
+async def get_comment(ctx: Ctx, actor: CurrentActor, comment_id: PathId) -> Comment:
     return await comments.get_comment(ctx, actor, comment_id)
 
 
 @router.patch("/{comment_id}", summary="Edit a comment")
 async def update_comment(
-    ctx: Ctx, actor: CurrentActor, comment_id: int, body: CommentUpdate
+    ctx: Ctx, actor: CurrentActor, comment_id: PathId, body: CommentUpdate
 ) -> Comment:
     return (await comments.update_comment(ctx, actor, comment_id, body)).value
 
 
 @router.delete("/{comment_id}", status_code=204, summary="Delete a comment")
-async def delete_comment(ctx: Ctx, actor: CurrentActor, comment_id: int) -> Response:
+async def delete_comment(ctx: Ctx, actor: CurrentActor, comment_id: PathId) -> Response:
     await comments.delete_comment(ctx, actor, comment_id)
     return Response(status_code=204)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from bugstream.api.deps import Ctx, CurrentActor, Paging
+from bugstream.api.deps import Ctx, CurrentActor, Paging, PathId
 from bugstream.domain.models import Notification, Page
 from bugstream.services import notifications
 
@@ -24,12 +24,12 @@ async def list_notifications(
 
 
 @router.get("/{notification_id}", summary="Read one of your notifications")
-async def get_notification(ctx: Ctx, actor: CurrentActor, notification_id: int) -> Notification:
+async def get_notification(ctx: Ctx, actor: CurrentActor, notification_id: PathId) -> Notification:
     return await notifications.get_notification(ctx, actor, notification_id)
 
 
 @router.post("/{notification_id}/read", summary="Mark one notification read")
-async def mark_read(ctx: Ctx, actor: CurrentActor, notification_id: int) -> Notification:
+async def mark_read(ctx: Ctx, actor: CurrentActor, notification_id: PathId) -> Notification:
     return (await notifications.mark_read(ctx, actor, notification_id)).value
 
 

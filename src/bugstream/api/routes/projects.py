@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from bugstream.api.deps import Ctx, CurrentActor, Paging
+from bugstream.api.deps import Ctx, CurrentActor, Paging, PathId
 from bugstream.domain.models import (
     Membership,
     MembershipAdd,
@@ -30,36 +30,38 @@ async def create_project(ctx: Ctx, actor: CurrentActor, body: ProjectCreate) -> 
 
 
 @router.get("/{project_id}", summary="Read a project")
-async def get_project(ctx: Ctx, actor: CurrentActor, project_id: int) -> Project:
+async def get_project(ctx: Ctx, actor: CurrentActor, project_id: PathId) -> Project:
     return await projects.get_project(ctx, actor, project_id)
 
 
 @router.patch("/{project_id}", summary="Update a project")
 async def update_project(
-    ctx: Ctx, actor: CurrentActor, project_id: int, body: ProjectUpdate
+    ctx: Ctx, actor: CurrentActor, project_id: PathId, body: ProjectUpdate
 ) -> Project:
     return (await projects.update_project(ctx, actor, project_id, body)).value
 
 
 @router.delete("/{project_id}", status_code=204, summary="Delete a project and all in it")
-async def delete_project(ctx: Ctx, actor: CurrentActor, project_id: int) -> Response:
+async def delete_project(ctx: Ctx, actor: CurrentActor, project_id: PathId) -> Response:
     await projects.delete_project(ctx, actor, project_id)
     return Response(status_code=204)
 
 
 @router.get("/{project_id}/members", summary="The project's members")
-async def list_members(ctx: Ctx, actor: CurrentActor, project_id: int) -> list[User]:
+async def list_members(ctx: Ctx, actor: CurrentActor, project_id: PathId) -> list[User]:
     return await projects.list_members(ctx, actor, project_id)
 
 
 @router.post("/{project_id}/members", status_code=status.HTTP_201_CREATED, summary="Add a member")
 async def add_member(
-    ctx: Ctx, actor: CurrentActor, project_id: int, body: MembershipAdd
+    ctx: Ctx, actor: CurrentActor, project_id: PathId, body: MembershipAdd
 ) -> Membership:
     return (await projects.add_member(ctx, actor, project_id, body)).value
 
 
 @router.delete("/{project_id}/members/{user_id}", status_code=204, summary="Remove a member")
-async def remove_member(ctx: Ctx, actor: CurrentActor, project_id: int, user_id: int) -> Response:
+async def remove_member(
+    ctx: Ctx, actor: CurrentActor, project_id: PathId, user_id: PathId
+) -> Response:
     await projects.remove_member(ctx, actor, project_id, user_id)
     return Response(status_code=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from bugstream.api.deps import Ctx, CurrentActor, Paging
+from bugstream.api.deps import Ctx, CurrentActor, Paging, PathId
 from bugstream.domain.enums import Role, UserStatus
 from bugstream.domain.models import Page, User, UserCreate, UserStatusChange, UserUpdate
 from bugstream.services import users
@@ -34,23 +34,23 @@ async def me(ctx: Ctx, actor: CurrentActor) -> User:
 
 
 @router.get("/{user_id}", summary="Read a user (admins, or yourself)")
-async def get_user(ctx: Ctx, actor: CurrentActor, user_id: int) -> User:
+async def get_user(ctx: Ctx, actor: CurrentActor, user_id: PathId) -> User:
     return await users.get_user(ctx, actor, user_id)
 
 
 @router.patch("/{user_id}", summary="Update a user (admins, or yourself without role)")
-async def update_user(ctx: Ctx, actor: CurrentActor, user_id: int, body: UserUpdate) -> User:
+async def update_user(ctx: Ctx, actor: CurrentActor, user_id: PathId, body: UserUpdate) -> User:
     return (await users.update_user(ctx, actor, user_id, body)).value
 
 
 @router.post("/{user_id}/status", summary="Activate, deactivate or suspend a user (admins)")
 async def change_status(
-    ctx: Ctx, actor: CurrentActor, user_id: int, body: UserStatusChange
+    ctx: Ctx, actor: CurrentActor, user_id: PathId, body: UserStatusChange
 ) -> User:
     return (await users.change_user_status(ctx, actor, user_id, body)).value
 
 
 @router.delete("/{user_id}", status_code=204, summary="Delete a user (admins)")
-async def delete_user(ctx: Ctx, actor: CurrentActor, user_id: int) -> Response:
+async def delete_user(ctx: Ctx, actor: CurrentActor, user_id: PathId) -> Response:
     await users.delete_user(ctx, actor, user_id)
     return Response(status_code=204)

@@ -1,0 +1,62 @@
+"""A periodic performance summary line: connections, message rates, latency percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from bugstream.observability.metrics import PrometheusTelemetry
+
+log = logging.getLogger("bugstream.performance")
+
+
+class PerformanceSummary:
+    def __init__(
+        self,
+        telemetry: PrometheusTelemetry,
+        *,
+        connections: Callable[[], int],
+        relay_lag: Callable[[], int],
+        interval: float = 60.0,
+    ) -> None:
+        self._telemetry = telemetry
+        self._connections = connections
+        self._relay_lag = relay_lag
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._last = (time.monotonic(), 0, 0)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="bugstream-performance-summary")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def line(self) -> dict[str, object]:
+        """The summary's fields, measured since the previous call."""
+        now = time.monotonic()
+        totals = self._telemetry.totals
+        then, last_in, last_out = self._last
+        elapsed = max(now - then, 1e-9)
+        self._last = (now, totals["in"], totals["out"])
+        p50, p99, top = self._telemetry.window.percentiles(now, 0.5, 0.99, 1.0)
+        return {
+            "connections": self._connections(),
+            "messages_in_per_s": round((totals["in"] - last_in) / elapsed, 2),
+            "messages_out_per_s": round((totals["out"] - last_out) / elapsed, 2),
+            "latency_p50_ms": None if p50 is None else round(p50 * 1000, 3),
+            "latency_p99_ms": None if p99 is None else round(p99 * 1000, 3),
+            "latency_max_ms": None if top is None else round(top * 1000, 3),
+            "relay_lag_events": self._relay_lag(),
+        }
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            log.info("performance summary", extra=self.line())

@@ -1,0 +1,840 @@
+/**
+ * bugstream.js: the browser client of bugstream's `/ws` event stream. One ES module, no
+ * dependencies, served by the server at `/static/bugstream.js`.
+ *
+ *     import { BugstreamClient } from "/static/bugstream.js";
+ *
+ *     const client = new BugstreamClient("/ws", { token, tokenProvider });
+ *     client.addEventListener("state", (e) => console.log(describeState(e.detail)));
+ *     client.on("bug_report", "created", (event) => console.log(event.payload.title));
+ *     await client.connect();
+ *     const bug = await client.send("bug_report.create", { project_id: 1, title: "Crash" });
+ *
+ * It follows the same rules as the Python SDK (docs/integration.md):
+ *
+ * - the token travels as `?token=` (browsers cannot set headers on a WebSocket);
+ * - a dropped connection is retried with exponential backoff and full jitter: attempt n waits
+ *   a random time in [0, min(maxDelay, initial * factor^(n-1))], by default 2, 4, 8, 16 and
+ *   32 s for the 5 attempts; a connection that reaches the server's welcome resets the count;
+ *   when the attempts run out the client is "offline" (`reconnect()` starts again);
+ * - close codes 4000-4099 (and 1002, 1008) mean "do not reconnect with this token": the
+ *   client goes offline, except that after 4001/4002 it asks `tokenProvider` once for a new
+ *   token and retries with it;
+ * - every reconnect resumes with `?last_event_id=`; events already seen (by event_id) are
+ *   dropped, so the application sees each event once, in order; `resync_required` (the server
+ *   no longer holds the missed events) is dispatched as a "resync" event: refetch over REST;
+ * - with a `tokenProvider`, a fresh token is sent (`{"type":"auth"}`) before the current one
+ *   expires (the welcome says when), on the same connection;
+ * - `send(command, payload)` returns a Promise of the ack's `result`, rejected with a
+ *   `CommandError` ({code, message, ...}) or `CommandTimeout`; commands sent while
+ *   reconnecting wait for the connection (the timeout counts);
+ * - an application-level `ping` goes out every 25 s (browsers do not expose WebSocket pings);
+ *   a connection that answers nothing within `pongTimeout` is treated as dropped.
+ *
+ * Events dispatched (EventTarget; `detail` carries the data):
+ *   "state"       the connection state changed (see `describeState`)
+ *   "welcome"     the server's welcome payload, on every (re)connection
+ *   "event"       a bugstream event: {type, event, payload, event_id}
+ *   "resync"      the resync_required payload: events were missed, refetch state
+ *   "servererror" an error payload that answers no command
+ *   "token"       a new token is in use: {token, expiresAt}
+ *
+ * Times given to the client are in milliseconds (JavaScript's unit), unlike the Python SDK's
+ * seconds.
+ */
+
+/** WebSocket close codes (bugstream.domain.protocol.CloseCode, docs/errors.md). */
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  ABNORMAL: 1006,
+  POLICY_VIOLATION: 1008,
+  INVALID_TOKEN: 4001,
+  TOKEN_EXPIRED: 4002,
+  FORBIDDEN: 4003,
+  BLOCKED: 4004,
+  HEARTBEAT_TIMEOUT: 4100,
+  SLOW_CONSUMER: 4101,
+  TOO_MANY_CONNECTIONS: 4102,
+  SERVER_FULL: 4103,
+});
+
+/** Whether a close code tells the client not to reconnect with the same token. */
+export function isTerminal(code) {
+  return (code >= 4000 && code < 4100) || code === 1002 || code === 1008;
+}
+
+/** Whether a new token (from a token provider) makes reconnecting worthwhile again. */
+export function needsNewToken(code) {
+  return code === CloseCode.INVALID_TOKEN || code === CloseCode.TOKEN_EXPIRED;
+}
+
+/** The phases of `client.state.phase`. */
+export const Phase = Object.freeze({
+  IDLE: "idle", // not started
+  CONNECTING: "connecting", // the first connection is being opened
+  CONNECTED: "connected", // welcome received; events flow
+  RECONNECTING: "reconnecting", // waiting `nextDelay` ms before attempt `attempt`, or in it
+  OFFLINE: "offline", // gave up: attempts ran out, or a "do not reconnect" code (`error`)
+  CLOSED: "closed", // closed by the application
+});
+
+/** Exponential backoff with full jitter; times in milliseconds. */
+export class Backoff {
+  constructor({
+    initial = 2000,
+    factor = 2,
+    maxAttempts = 5,
+    maxDelay = 60000,
+    jitter = true,
+  } = {}) {
+    if (!(Number.isFinite(initial) && initial >= 0)) throw new RangeError("initial must be >= 0");
+    if (!(Number.isFinite(factor) && factor >= 1)) throw new RangeError("factor must be >= 1");
+    if (!(Number.isInteger(maxAttempts) && maxAttempts >= 0)) {
+      throw new RangeError("maxAttempts must be a non-negative integer");
+    }
+    if (!(maxDelay >= 0)) throw new RangeError("maxDelay must be >= 0");
+    Object.assign(this, { initial, factor, maxAttempts, maxDelay, jitter: Boolean(jitter) });
+    Object.freeze(this);
+  }
+
+  /** The longest wait before attempt `attempt` (1-based). */
+  bound(attempt) {
+    if (attempt < 1) throw new RangeError("attempts count from 1");
+    return Math.min(this.maxDelay, this.initial * this.factor ** (attempt - 1));
+  }
+
+  /** The wait before attempt `attempt`: bound * random() with jitter, else the bound. */
+  delay(attempt, random = Math.random) {
+    const bound = this.bound(attempt);
+    return this.jitter ? bound * Math.min(1, Math.max(0, random())) : bound;
+  }
+}
+
+/** Root of the errors this module creates. */
+export class BugstreamError extends Error {
+  constructor(message, code) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A command's error answer: `code`, `message`, and every other field of the payload. */
+export class CommandError extends BugstreamError {
+  constructor(payload, command) {
+    super(String(payload.message ?? "error"), String(payload.code ?? "error"));
+    this.command = command;
+    this.requestId = payload.request_id ?? null;
+    this.payload = payload;
+    /** Field errors of validation_failed / missing_required_fields, when given. */
+    this.fields = payload.fields ?? null;
+  }
+}
+
+/** No answer to a command within its timeout. */
+export class CommandTimeout extends BugstreamError {
+  constructor(command, requestId, timeout) {
+    super(`no answer to ${command} (${requestId}) within ${timeout} ms`, "timeout");
+    Object.assign(this, { command, requestId, timeout });
+  }
+}
+
+/** The connection closed after a command went out and before its answer. */
+export class ConnectionLost extends BugstreamError {
+  constructor(command, requestId) {
+    super(`the connection closed before ${command} (${requestId}) was answered`, "connection_lost");
+    Object.assign(this, { command, requestId });
+  }
+}
+
+/** The client was closed by the application. */
+export class ClientClosed extends BugstreamError {
+  constructor(message = "the client is closed") {
+    super(message, "client_closed");
+  }
+}
+
+/** The server closed with a "do not reconnect" code (4001 invalid token, 4003 forbidden...). */
+export class ConnectionRejected extends BugstreamError {
+  constructor(message, { closeCode = null, reason = "", error = null, code = "rejected" } = {}) {
+    super(message, code);
+    Object.assign(this, { closeCode, reason, error });
+  }
+}
+
+/** Every reconnect attempt failed. */
+export class ReconnectFailed extends BugstreamError {
+  constructor(attempts, { closeCode = null, reason = "" } = {}) {
+    super(`could not reconnect after ${attempts} attempts`, "reconnect_failed");
+    Object.assign(this, { attempts, closeCode, reason });
+  }
+}
+
+/** A one-line text for a connection state, for status lines and indicators. */
+export function describeState(state) {
+  switch (state.phase) {
+    case Phase.CONNECTED:
+      return "connected";
+    case Phase.CONNECTING:
+      return "connecting";
+    case Phase.RECONNECTING:
+      return `reconnecting, attempt ${state.attempt} of ${state.maxAttempts}`;
+    case Phase.OFFLINE:
+      return "offline";
+    case Phase.CLOSED:
+      return "closed";
+    default:
+      return "not connected";
+  }
+}
+
+const STALE_TOKEN_MS = 1000;
+
+/**
+ * One reconnecting, resuming session with a bugstream server.
+ *
+ * `url`: "ws://host/ws", "wss://host/ws", or a path ("/ws") on the page's own host.
+ * Options: `token` and/or `tokenProvider` (a function returning a token or a Promise of one;
+ * called for the first connection when there is no token, before the token expires, and once
+ * after close code 4001/4002), `lastEventId` (resume a stream an earlier page left),
+ * `backoff` ({initial, factor, maxAttempts, maxDelay, jitter} or a Backoff),
+ * `commandTimeout` (10000), `openTimeout` (10000: the welcome must come within it),
+ * `pingInterval` (25000; 0 turns pings off), `pongTimeout` (10000), `refreshRatio` (0.8) and
+ * `refreshMargin` (30000): refresh at the earlier of 80% of the time left and 30 s before
+ * expiry, never before half the time left. Tests may replace `WebSocket`, `random`, `now`,
+ * `setTimeout` and `clearTimeout`.
+ */
+export class BugstreamClient extends EventTarget {
+  constructor(url, options = {}) {
+    super();
+    const {
+      token = null,
+      tokenProvider = null,
+      lastEventId = null,
+      backoff = {},
+      commandTimeout = 10000,
+      openTimeout = 10000,
+      pingInterval = 25000,
+      pongTimeout = 10000,
+      refreshRatio = 0.8,
+      refreshMargin = 30000,
+      WebSocket: WebSocketImpl = globalThis.WebSocket,
+      random = Math.random,
+      now = () => Date.now(),
+      setTimeout: setTimer = (fn, ms) => globalThis.setTimeout(fn, ms),
+      clearTimeout: clearTimer = (id) => globalThis.clearTimeout(id),
+    } = options;
+    if (!token && !tokenProvider) throw new TypeError("give a token or a tokenProvider");
+    if (lastEventId !== null && !(Number.isInteger(lastEventId) && lastEventId >= 0)) {
+      throw new RangeError("lastEventId must be a non-negative integer");
+    }
+    if (!(refreshRatio > 0 && refreshRatio < 1)) throw new RangeError("refreshRatio in (0, 1)");
+    this.url = resolveUrl(url);
+    this.backoff = backoff instanceof Backoff ? backoff : new Backoff(backoff);
+    this._token = token;
+    this._provider = tokenProvider;
+    this._lastEventId = lastEventId;
+    this._commandTimeout = commandTimeout;
+    this._openTimeout = openTimeout;
+    this._pingInterval = pingInterval;
+    this._pongTimeout = pongTimeout;
+    this._refreshRatio = refreshRatio;
+    this._refreshMargin = refreshMargin;
+    this._WebSocket = WebSocketImpl;
+    this._random = random;
+    this._now = now;
+    this._setTimeout = setTimer;
+    this._clearTimeout = clearTimer;
+
+    this._state = freezeState({ phase: Phase.IDLE, maxAttempts: this.backoff.maxAttempts });
+    this._ws = null;
+    this._welcomed = false;
+    this._lastError = null; // the last error payload that answered no command
+    this._failures = 0; // failed connections since the last welcome
+    this._tokenRetryUsed = false;
+    this._started = false;
+    this._stopped = false; // closed by the application
+    this._offlineError = null;
+    this._pending = new Map(); // request_id -> entry (sent, waiting for the answer)
+    this._waiting = []; // entries waiting for a connection
+    this._requestIds = 0;
+    this._timers = { retry: null, open: null, ping: null, pong: null, refresh: null };
+    this._welcome = null;
+    this._tokenExpiresAt = null; // server clock, epoch ms
+    this._clockOffset = 0; // server clock minus ours, ms
+    this._connectWaiters = [];
+  }
+
+  // ---- what the application observes ----------------------------------------------------
+
+  /** The connection state: {phase, attempt, maxAttempts, nextDelay, retryAt, closeCode,
+   * reason, error, connectionId}. */
+  get state() {
+    return this._state;
+  }
+
+  /** The id of the newest event received (persist it to resume in a later page). */
+  get lastEventId() {
+    return this._lastEventId;
+  }
+
+  /** The payload of the current (or last) welcome, or null. */
+  get welcome() {
+    return this._welcome;
+  }
+
+  /** When the token in use expires (server clock, epoch ms), or null when unknown. */
+  get tokenExpiresAt() {
+    return this._tokenExpiresAt;
+  }
+
+  /** The token in use. */
+  get token() {
+    return this._token;
+  }
+
+  /** Call `handler(event)` for events of `type` (and `event`, when given); null matches
+   * any. Returns a function that removes the handler. */
+  on(type, event, handler) {
+    if (typeof event === "function") [event, handler] = [null, event];
+    const listener = (e) => {
+      const msg = e.detail;
+      if ((type == null || msg.type === type) && (event == null || msg.event === event)) {
+        handler(msg);
+      }
+    };
+    this.addEventListener("event", listener);
+    return () => this.removeEventListener("event", listener);
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------
+
+  /** Start the session; resolves at the first welcome, rejects if the client goes offline
+   * (or is closed) before it. */
+  connect() {
+    const promise = this._whenConnected();
+    if (!this._started) {
+      this._started = true;
+      this._setState(Phase.CONNECTING, {});
+      this._open();
+    }
+    return promise;
+  }
+
+  /** After going offline (or while waiting between attempts): try again now, with a fresh
+   * series of attempts. */
+  reconnect() {
+    if (this._stopped) throw new ClientClosed();
+    if (this._state.phase === Phase.CONNECTED || this._state.phase === Phase.CONNECTING) {
+      return this._whenConnected();
+    }
+    const promise = this._whenConnected();
+    this._cancel("retry");
+    this._started = true;
+    this._offlineError = null;
+    this._failures = 0;
+    this._tokenRetryUsed = false;
+    if (this._ws === null) {
+      this._setState(Phase.CONNECTING, {});
+      this._open();
+    }
+    return promise;
+  }
+
+  /** Close the connection (code 1000) for good; waiting commands reject with ClientClosed. */
+  close() {
+    if (this._stopped) return;
+    this._stopped = true;
+    for (const name of Object.keys(this._timers)) this._cancel(name);
+    const ws = this._ws;
+    this._ws = null;
+    if (ws !== null) {
+      detach(ws);
+      try {
+        ws.close(1000, "client closed");
+      } catch {
+        // already closing
+      }
+    }
+    this._failAll(new ClientClosed());
+    this._setState(Phase.CLOSED, { closeCode: this._state.closeCode });
+    this._settleConnect(new ClientClosed());
+  }
+
+  // ---- commands -------------------------------------------------------------------------
+
+  /** Send a command ("bug_report.create", ...); resolves with the ack's `result`, rejects
+   * with CommandError / CommandTimeout / ConnectionLost / ClientClosed. */
+  send(command, payload = {}, { timeout = this._commandTimeout } = {}) {
+    return new Promise((resolve, reject) => {
+      if (this._stopped) return reject(new ClientClosed());
+      if (this._offlineError !== null) return reject(this._offlineError);
+      const requestId = `c${++this._requestIds}`;
+      const entry = {
+        requestId,
+        command,
+        text: JSON.stringify({ type: command, request_id: requestId, payload }),
+        resolve,
+        reject,
+        ws: null,
+        timer: null,
+      };
+      entry.timer = this._setTimeout(() => {
+        this._forget(entry);
+        reject(new CommandTimeout(command, requestId, timeout));
+      }, timeout);
+      if (this._state.phase === Phase.CONNECTED && this._ws !== null) this._transmit(entry);
+      else this._waiting.push(entry);
+    });
+  }
+
+  _transmit(entry) {
+    entry.ws = this._ws;
+    this._pending.set(entry.requestId, entry);
+    try {
+      this._ws.send(entry.text);
+    } catch {
+      this._pending.delete(entry.requestId);
+      entry.ws = null;
+      this._waiting.push(entry); // it never went out: wait for the next connection
+    }
+  }
+
+  _forget(entry) {
+    this._pending.delete(entry.requestId);
+    const index = this._waiting.indexOf(entry);
+    if (index >= 0) this._waiting.splice(index, 1);
+  }
+
+  _settle(requestId, result, error) {
+    const entry = this._pending.get(requestId);
+    if (entry === undefined) return false;
+    this._pending.delete(requestId);
+    this._clearTimeout(entry.timer);
+    if (error) entry.reject(error);
+    else entry.resolve(result);
+    return true;
+  }
+
+  _failAll(error) {
+    const entries = [...this._pending.values(), ...this._waiting];
+    this._pending.clear();
+    this._waiting = [];
+    for (const entry of entries) {
+      this._clearTimeout(entry.timer);
+      entry.reject(error);
+    }
+  }
+
+  // ---- the session ----------------------------------------------------------------------
+
+  async _open() {
+    let token;
+    try {
+      token = await this._tokenForConnect();
+    } catch (error) {
+      console.warn("bugstream: the token provider failed:", error);
+      if (!this._stopped) this._afterClose({ code: null, reason: String(error), welcomed: false });
+      return;
+    }
+    if (this._stopped || this._ws !== null) return;
+    let ws;
+    try {
+      ws = new this._WebSocket(this._streamUrl(token));
+    } catch (error) {
+      this._afterClose({ code: null, reason: String(error), welcomed: false });
+      return;
+    }
+    this._ws = ws;
+    this._welcomed = false;
+    this._lastError = null;
+    ws.onmessage = (e) => this._onMessage(ws, e.data);
+    ws.onclose = (e) => this._onClose(ws, e.code, e.reason);
+    ws.onerror = () => {}; // a close event follows
+    this._timers.open = this._setTimeout(() => {
+      this._timers.open = null;
+      this._abandon(ws, CloseCode.ABNORMAL, "no welcome in time");
+    }, this._openTimeout);
+  }
+
+  _onMessage(ws, data) {
+    if (ws !== this._ws) return;
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      console.warn("bugstream: ignoring a message that is not JSON");
+      return;
+    }
+    if (message === null || typeof message !== "object") return;
+    this._cancel("pong"); // any message shows the connection is alive
+    const payload = message.payload && typeof message.payload === "object" ? message.payload : {};
+    if ("event_id" in message && "event" in message) {
+      const id = message.event_id;
+      if (!Number.isInteger(id)) return;
+      if (this._lastEventId !== null && id <= this._lastEventId) return; // already seen
+      this._lastEventId = id;
+      this._emit("event", message);
+      return;
+    }
+    switch (message.type) {
+      case "welcome":
+        this._onWelcome(ws, payload);
+        break;
+      case "ack":
+        this._settle(payload.request_id, payload.result, null);
+        break;
+      case "error": {
+        const entry = this._pending.get(payload.request_id);
+        if (entry !== undefined) {
+          this._settle(entry.requestId, null, new CommandError(payload, entry.command));
+        } else {
+          this._lastError = payload;
+          this._emit("servererror", payload);
+        }
+        break;
+      }
+      case "resync_required": {
+        const latest = Number.isInteger(payload.latest_event_id) ? payload.latest_event_id : 0;
+        // The server goes on after `latest_event_id`; a later reconnect resumes there.
+        this._lastEventId = Math.max(this._lastEventId ?? 0, latest);
+        this._emit("resync", payload);
+        break;
+      }
+      default:
+        break; // pong, subscribed, skipped...
+    }
+  }
+
+  _onWelcome(ws, payload) {
+    this._cancel("open");
+    this._welcomed = true;
+    this._welcome = payload;
+    this._failures = 0;
+    this._tokenRetryUsed = false;
+    const serverTime = Date.parse(payload.server_time);
+    if (!Number.isNaN(serverTime)) this._clockOffset = serverTime - this._now();
+    const expires = Date.parse(payload.token_expires_at);
+    this._tokenExpiresAt = Number.isNaN(expires) ? null : expires;
+    if (this._lastEventId === null && Number.isInteger(payload.latest_event_id)) {
+      // A fresh start: what follows the server's position at this welcome is new.
+      this._lastEventId = payload.latest_event_id;
+    }
+    this._setState(Phase.CONNECTED, { connectionId: payload.connection_id ?? null });
+    this._emit("welcome", payload);
+    this._schedulePing(ws);
+    this._scheduleRefresh(ws);
+    const waiting = this._waiting;
+    this._waiting = [];
+    for (const entry of waiting) this._transmit(entry);
+    this._settleConnect(null);
+  }
+
+  _onClose(ws, code, reason) {
+    if (ws !== this._ws) return;
+    this._ws = null;
+    detach(ws);
+    for (const name of ["open", "ping", "pong", "refresh"]) this._cancel(name);
+    for (const entry of [...this._pending.values()]) {
+      if (entry.ws === ws) {
+        this._settle(entry.requestId, null, new ConnectionLost(entry.command, entry.requestId));
+      }
+    }
+    if (this._stopped) return;
+    this._afterClose({ code, reason, welcomed: this._welcomed, error: this._lastError });
+  }
+
+  /** Give up on a connection that does not answer: close it, and go on as if it closed. */
+  _abandon(ws, code, reason) {
+    if (ws !== this._ws) return;
+    try {
+      ws.close(1000, reason);
+    } catch {
+      // not open yet, or already closing
+    }
+    this._onClose(ws, code, reason);
+  }
+
+  async _afterClose({ code, reason, welcomed, error = null }) {
+    if (welcomed) {
+      this._failures = 0;
+      this._tokenRetryUsed = false;
+    }
+    if (code !== null && isTerminal(code)) {
+      if (needsNewToken(code) && this._provider && !this._tokenRetryUsed) {
+        this._tokenRetryUsed = true;
+        this._setState(Phase.RECONNECTING, {
+          attempt: this._failures + 1,
+          closeCode: code,
+          reason,
+        });
+        if (await this._renewToken()) {
+          if (!this._stopped && this._ws === null && this._state.phase === Phase.RECONNECTING) {
+            this._open();
+          }
+          return;
+        }
+      }
+      this._goOffline(rejection(code, reason, error, Boolean(this._provider)));
+      return;
+    }
+    this._failures += 1;
+    if (this._failures > this.backoff.maxAttempts) {
+      this._goOffline(new ReconnectFailed(this.backoff.maxAttempts, { closeCode: code, reason }));
+      return;
+    }
+    const attempt = this._failures;
+    const delay = this.backoff.delay(attempt, this._random);
+    this._setState(Phase.RECONNECTING, {
+      attempt,
+      nextDelay: delay,
+      retryAt: this._now() + delay,
+      closeCode: code,
+      reason,
+    });
+    this._timers.retry = this._setTimeout(() => {
+      this._timers.retry = null;
+      if (this._stopped || this._ws !== null) return;
+      this._setState(Phase.RECONNECTING, { attempt, closeCode: code, reason });
+      this._open();
+    }, delay);
+  }
+
+  _goOffline(error) {
+    this._offlineError = error;
+    this._failures = 0;
+    this._failAll(error);
+    this._setState(Phase.OFFLINE, {
+      closeCode: error.closeCode ?? null,
+      reason: error.reason ?? "",
+      error,
+    });
+    this._settleConnect(error);
+  }
+
+  _streamUrl(token) {
+    const url = new URL(this.url);
+    url.searchParams.delete("last_event_id");
+    url.searchParams.set("token", token);
+    if (this._lastEventId !== null) {
+      url.searchParams.set("last_event_id", String(this._lastEventId));
+    }
+    return url.toString();
+  }
+
+  // ---- heartbeat ------------------------------------------------------------------------
+
+  _schedulePing(ws) {
+    if (!(this._pingInterval > 0)) return;
+    this._timers.ping = this._setTimeout(() => {
+      this._timers.ping = null;
+      if (ws !== this._ws) return;
+      try {
+        ws.send(JSON.stringify({ type: "ping" }));
+      } catch {
+        return; // closing: the close event follows
+      }
+      this._cancel("pong");
+      this._timers.pong = this._setTimeout(() => {
+        this._timers.pong = null;
+        this._abandon(ws, CloseCode.ABNORMAL, "no answer to ping");
+      }, this._pongTimeout);
+      this._schedulePing(ws);
+    }, this._pingInterval);
+  }
+
+  // ---- tokens ---------------------------------------------------------------------------
+
+  async _tokenForConnect() {
+    if (this._provider && (!this._token || this._tokenIsStale())) {
+      this._token = await this._callProvider();
+      this._tokenExpiresAt = null;
+      this._emit("token", { token: this._token, expiresAt: null });
+    }
+    return this._token;
+  }
+
+  _tokenIsStale() {
+    const left = this._msLeft();
+    return left !== null && left < STALE_TOKEN_MS;
+  }
+
+  _msLeft() {
+    if (this._tokenExpiresAt === null) return null;
+    return this._tokenExpiresAt - (this._now() + this._clockOffset);
+  }
+
+  async _callProvider() {
+    const token = await this._provider();
+    if (typeof token !== "string" || token === "") {
+      throw new TypeError("the token provider must return a non-empty string");
+    }
+    return token;
+  }
+
+  async _renewToken() {
+    try {
+      const token = await this._callProvider();
+      if (token === this._token) return false;
+      this._token = token;
+      this._tokenExpiresAt = null;
+      this._emit("token", { token, expiresAt: null });
+      return true;
+    } catch (error) {
+      console.warn("bugstream: the token provider failed:", error);
+      return false;
+    }
+  }
+
+  _scheduleRefresh(ws) {
+    if (!this._provider) return;
+    const left = this._msLeft();
+    if (left === null || left <= 0) return; // unknown, or too late: 4002, then a new token
+    const ratio = left * this._refreshRatio;
+    const delay = Math.max(Math.min(ratio, left - this._refreshMargin), left / 2);
+    this._timers.refresh = this._setTimeout(() => {
+      this._timers.refresh = null;
+      this._refresh(ws);
+    }, delay);
+  }
+
+  async _refresh(ws) {
+    let token;
+    try {
+      token = await this._callProvider();
+    } catch (error) {
+      console.warn("bugstream: the token provider failed; will retry:", error);
+      if (ws === this._ws) this._scheduleRefresh(ws);
+      return;
+    }
+    if (ws !== this._ws) return;
+    if (token === this._token) {
+      console.warn("bugstream: the token provider returned the token in use; will retry");
+      this._scheduleRefresh(ws);
+      return;
+    }
+    try {
+      const result = await this._request(ws, "auth", { token });
+      this._token = token;
+      const expires = Date.parse(result?.token_expires_at);
+      this._tokenExpiresAt = Number.isNaN(expires) ? null : expires;
+      this._emit("token", { token, expiresAt: this._tokenExpiresAt });
+    } catch (error) {
+      const gone = error instanceof ConnectionLost || error instanceof ClientClosed;
+      if (gone || ws !== this._ws) return;
+      console.warn("bugstream: the token refresh failed; will retry:", error);
+    }
+    if (ws === this._ws) this._scheduleRefresh(ws);
+  }
+
+  /** Send a request on this connection only (not queued for the next one). */
+  _request(ws, type, payload) {
+    return new Promise((resolve, reject) => {
+      const requestId = `${type}-${++this._requestIds}`;
+      const entry = {
+        requestId,
+        command: type,
+        text: JSON.stringify({ type, request_id: requestId, payload }),
+        resolve,
+        reject,
+        ws,
+        timer: null,
+      };
+      entry.timer = this._setTimeout(() => {
+        this._forget(entry);
+        reject(new CommandTimeout(type, requestId, this._commandTimeout));
+      }, this._commandTimeout);
+      this._pending.set(requestId, entry);
+      try {
+        ws.send(entry.text);
+      } catch {
+        this._settle(requestId, null, new ConnectionLost(type, requestId));
+      }
+    });
+  }
+
+  // ---- helpers --------------------------------------------------------------------------
+
+  _cancel(name) {
+    if (this._timers[name] !== null) {
+      this._clearTimeout(this._timers[name]);
+      this._timers[name] = null;
+    }
+  }
+
+  _setState(phase, fields) {
+    this._state = freezeState({ phase, maxAttempts: this.backoff.maxAttempts, ...fields });
+    this._emit("state", this._state);
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  _whenConnected() {
+    if (this._state.phase === Phase.CONNECTED) return Promise.resolve();
+    if (this._stopped) return Promise.reject(new ClientClosed());
+    return new Promise((resolve, reject) => this._connectWaiters.push({ resolve, reject }));
+  }
+
+  _settleConnect(error) {
+    const waiters = this._connectWaiters;
+    this._connectWaiters = [];
+    for (const waiter of waiters) {
+      if (error) waiter.reject(error);
+      else waiter.resolve();
+    }
+  }
+}
+
+function freezeState(fields) {
+  return Object.freeze({
+    phase: Phase.IDLE,
+    attempt: 0,
+    maxAttempts: 0,
+    nextDelay: null,
+    retryAt: null,
+    closeCode: null,
+    reason: "",
+    error: null,
+    connectionId: null,
+    ...fields,
+  });
+}
+
+function detach(ws) {
+  ws.onmessage = ws.onclose = ws.onerror = null;
+}
+
+function rejection(code, reason, error, hasProvider) {
+  const said = error?.message ? `: ${error.message}` : "";
+  if (code === CloseCode.TOKEN_EXPIRED) {
+    const hint = hasProvider
+      ? "the token provider gave no newer token"
+      : "give a tokenProvider to have tokens refreshed";
+    return new ConnectionRejected(`the token expired (close code 4002); ${hint}`, {
+      closeCode: code,
+      reason,
+      error,
+      code: "token_expired",
+    });
+  }
+  return new ConnectionRejected(
+    `the server closed the connection with code ${code} (${reason})${said}; not reconnecting`,
+    { closeCode: code, reason, error, code: error?.code ?? "rejected" },
+  );
+}
+
+function resolveUrl(url) {
+  const base = globalThis.location?.href;
+  const resolved = base ? new URL(url, base) : new URL(url);
+  if (resolved.protocol === "http:") resolved.protocol = "ws:";
+  else if (resolved.protocol === "https:") resolved.protocol = "wss:";
+  if (resolved.protocol !== "ws:" && resolved.protocol !== "wss:") {
+    throw new TypeError(`expected a ws:// or wss:// URL, got ${url}`);
+  }
+  resolved.searchParams.delete("token");
+  return resolved.toString();
+}
