@@ -6,9 +6,10 @@ Contract:
 - Event ids are monotonic *in commit order*. On SQLite a write transaction holds the database
   lock, so this is given. On PostgreSQL two transactions could take ids 7 and 8 and commit 8
   first; a reader that had already moved past 8 would then never see 7 (the classic outbox
-  trap). To rule it out, every transaction that writes events first takes one transaction-level
-  advisory lock, held until it commits: ids are allocated and committed one transaction at a
-  time. Writes are serialised only at the outbox, which suits a bug tracker's write rate.
+  trap). To rule it out, every write transaction takes one transaction-level advisory lock at
+  its start (`Database.transaction`), held until it commits: ids are allocated and committed
+  one transaction at a time. (`emit` takes it too, for transactions opened elsewhere; taking it
+  again is free.) Taking it at the start avoids a deadlock with row locks (docs/design.md).
 """
 
 from __future__ import annotations
