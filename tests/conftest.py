@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 from argon2 import PasswordHasher
@@ -28,6 +28,9 @@ from bugstream.store.database import Database, create_engine
 from bugstream.store.tables import metadata
 from tests.support.clock import FakeClock
 from tests.support.factory import Factory
+
+if TYPE_CHECKING:
+    from tests.support.redis import ThrowawayRedis
 
 POSTGRES_ENV = "BUGSTREAM_TEST_POSTGRES_URL"
 REQUIRE_SERVICES_ENV = "BUGSTREAM_REQUIRE_SERVICES"
@@ -150,3 +153,16 @@ def ctx(db: Database, clock: FakeClock) -> ServiceContext:
 @pytest.fixture
 def factory(ctx: ServiceContext) -> Factory:
     return Factory(ctx)
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[ThrowawayRedis]:
+    """A redis-server of the test's own, on a free port (to kill and restart at will)."""
+    from tests.support.redis import ThrowawayRedis  # it imports this module
+
+    server = ThrowawayRedis(tmp_path)
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -32,7 +32,7 @@ from bugstream.domain.enums import Role
 from tests.conftest import skip_or_fail
 from tests.support.factory import Factory
 from tests.support.live import live_server
-from tests.test_cli import free_port
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "deploy" / "nginx" / "bugstream.conf"

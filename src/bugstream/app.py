@@ -124,6 +124,8 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         rate_capacity=settings.ws_rate_limit_capacity,
         rate_refill_per_second=settings.ws_rate_limit_refill_per_second,
         max_backlog_bytes=settings.ws_max_backlog_bytes,
+        conflate_backlog_bytes=settings.ws_conflate_backlog_bytes,
+        send_buffer_bytes=settings.ws_send_buffer_bytes,
         abuse_threshold=settings.ws_abuse_threshold,
         abuse_window=settings.ws_abuse_window_seconds,
         block_seconds=settings.ws_block_seconds,
@@ -242,14 +244,16 @@ class Runtime:
             backlogs = [c.backlog() for c in self.gateway.hub.connections()]
             return (sum(backlogs), max(backlogs, default=0))
 
-        def pool() -> tuple[int, int]:
+        def pool() -> tuple[int, int, int]:
             p: Any = self.ctx.db.engine.pool
             size = p.size() if hasattr(p, "size") else 0
+            overflow = max(0, getattr(p, "_max_overflow", 0))
             used = p.checkedout() if hasattr(p, "checkedout") else 0
-            return (int(size), int(used))
+            return (int(size), int(overflow), int(used))
 
         return StateSources(
             connections=lambda: self.gateway.hub.connection_count if self.gateway else 0,
+            connections_limit=lambda: self.settings.ws_max_connections,
             queued_bytes=queued,
             relay_lag=self.relay_lag,
             relay_published=lambda: self.relay.position if self.relay else 0,
@@ -307,6 +311,7 @@ def create_app(settings: Settings | None = None, *, ctx: ServiceContext | None =
     app.state.ctx = ctx
     app.state.token_config = config
     app.state.registry = registry
+    app.state.telemetry = telemetry
     app.state.runtime = runtime
     api_errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)

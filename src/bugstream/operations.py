@@ -6,6 +6,7 @@ gateway and the relay.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -13,6 +14,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import text
 
 from bugstream.api.errors import ORJSONResponse
+
+#: A dependency that does not answer within this long counts as down (a probe must not hang).
+READY_CHECK_TIMEOUT = 2.0
 
 router = APIRouter(tags=["operations"], include_in_schema=False)
 
@@ -33,15 +37,17 @@ async def readyz(request: Request) -> Response:
     runtime: Any = request.app.state.runtime
     checks: dict[str, str] = {}
     try:
-        async with runtime.ctx.db.read() as repos:
-            await repos.conn.execute(text("SELECT 1"))
+        async with asyncio.timeout(READY_CHECK_TIMEOUT):
+            async with runtime.ctx.db.read() as repos:
+                await repos.conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     try:
         if runtime.bus is None:
             raise RuntimeError("not started")
-        await runtime.bus.last_event_id()
+        async with asyncio.timeout(READY_CHECK_TIMEOUT):
+            await runtime.bus.last_event_id()
         checks["bus"] = "ok"
     except Exception as exc:
         checks["bus"] = f"error: {type(exc).__name__}"

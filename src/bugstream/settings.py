@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     ws_rate_limit_capacity: float = Field(default=60.0, ge=1)
     ws_rate_limit_refill_per_second: float = Field(default=1.0, gt=0)
     ws_max_backlog_bytes: int = Field(default=4_194_304, ge=65_536)
+    #: Above this backlog a lagging client's superseded state events are conflated.
+    ws_conflate_backlog_bytes: int = Field(default=1_048_576, ge=16_384)
+    #: SO_SNDBUF of each WebSocket; 0 leaves it to the kernel's autotuning (net.ipv4.tcp_wmem).
+    ws_send_buffer_bytes: int = Field(default=0, ge=0)
     ws_abuse_threshold: int = Field(default=20, ge=1)
     ws_abuse_window_seconds: float = Field(default=60.0, gt=0)
     ws_block_seconds: float = Field(default=300.0, ge=0)
@@ -108,6 +112,10 @@ class Settings(BaseSettings):
             self.log_format = "json" if self.env is Environment.PRODUCTION else "console"
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'bugstream.db'}"
+        if self.ws_conflate_backlog_bytes > self.ws_max_backlog_bytes:
+            raise ValueError(
+                "BUGSTREAM_WS_CONFLATE_BACKLOG_BYTES must not exceed BUGSTREAM_WS_MAX_BACKLOG_BYTES"
+            )
         if self.jwt_public_key is None and self.jwt_public_key_file is not None:
             self.jwt_public_key = self.jwt_public_key_file.read_text()
         return self

@@ -30,7 +30,8 @@ from bugstream.domain.enums import Role
 from bugstream.store.outbox import latest_event_id
 from tests.support.factory import Factory
 from tests.support.live import Client, LiveServer, live_server
-from tests.test_cli import clean_env, free_port
+from tests.support.net import free_port
+from tests.test_cli import clean_env
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

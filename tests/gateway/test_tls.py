@@ -29,7 +29,8 @@ from cryptography.x509.oid import NameOID
 from websockets.exceptions import InvalidStatus
 
 from tests.gateway.test_lifecycle import Served, admin_token, start_serve
-from tests.test_cli import clean_env, free_port
+from tests.support.net import free_port
+from tests.test_cli import clean_env
 
 JWT_SECRET = "tls-tests-secret-0123456789abcdef0123456789"
 

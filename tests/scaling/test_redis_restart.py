@@ -11,15 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import subprocess
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bugstream.domain.enums import Role
@@ -27,78 +22,12 @@ from bugstream.domain.models import BugCreate, Project
 from bugstream.domain.protocol import is_terminal
 from bugstream.services import bugs
 from bugstream.services.context import Actor
-from tests.conftest import skip_or_fail
-from tests.support.cluster import free_port
 from tests.support.events import events_since, last_event_id
 from tests.support.factory import Factory
 from tests.support.live import Client, live_server
+from tests.support.redis import ThrowawayRedis
 
 pytestmark = pytest.mark.redis
-
-
-class ThrowawayRedis:
-    """A redis-server process on a free loopback port, without any persistence."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            skip_or_fail("this test runs a redis-server of its own: install redis-server")
-        assert binary is not None
-        self.binary = binary
-        self.workdir = workdir
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = Redis.from_url(self.url)
-        try:
-            for _ in range(100):
-                try:
-                    await client.ping()
-                    return
-                except Exception:
-                    await asyncio.sleep(0.05)
-            raise AssertionError("redis-server did not start")
-        finally:
-            await client.aclose()
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-async def redis_server(tmp_path: Path) -> AsyncIterator[ThrowawayRedis]:
-    server = ThrowawayRedis(tmp_path)
-    await server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def bug_ids(messages: list[dict[str, Any]]) -> list[int]:

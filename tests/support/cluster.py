@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -38,17 +37,12 @@ from bugstream.store import migrate
 from bugstream.store.database import Database, create_engine
 from tests.conftest import POSTGRES_ENV, FastPasswords, skip_or_fail
 from tests.support.live import Client
+from tests.support.net import free_port
 from tests.support.redis import dedicated_db
 
 SECRET = "cluster-tests-secret-0123456789abcdef0123456789"
 START_TIMEOUT = 30.0
 TIMEOUT = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager

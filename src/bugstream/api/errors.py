@@ -50,32 +50,53 @@ def error_response(
     return ORJSONResponse(body, status_code=status or HTTP_STATUS[code])
 
 
-def validation_error_response(errors: list[dict[str, Any]]) -> ORJSONResponse:
+def validation_error(errors: list[dict[str, Any]]) -> BugstreamError:
     """pydantic errors -> `invalid_message_format` for a body that is not a JSON object,
     else `missing_required_fields` or `validation_failed` (domain.validation)."""
     if any(e["type"] in {"json_invalid", "model_attributes_type"} for e in errors) or any(
         e["type"] == "dict_type" and tuple(e["loc"]) == ("body",) for e in errors
     ):
-        return error_response(ErrorCode.INVALID_MESSAGE_FORMAT, "the body is not a JSON object")
-    error = error_from_pydantic(errors, strip=_LOCATIONS)
-    return error_response(error.code, error.message, **error.details)
+        return BugstreamError(
+            "the body is not a JSON object", code=ErrorCode.INVALID_MESSAGE_FORMAT
+        )
+    return error_from_pydantic(errors, strip=_LOCATIONS)
+
+
+_AUTH_CODES = frozenset(
+    {ErrorCode.INVALID_TOKEN, ErrorCode.TOKEN_EXPIRED, ErrorCode.INVALID_CREDENTIALS}
+)
+
+
+def _counted(request: Request, response: ORJSONResponse, code: ErrorCode) -> ORJSONResponse:
+    """Report the error to the application's telemetry (`app.state.telemetry`), if any."""
+    telemetry = getattr(request.app.state, "telemetry", None)
+    if telemetry is not None:
+        telemetry.error(code.value)
+        if code in _AUTH_CODES:
+            telemetry.auth_failed(code.value)
+    return response
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(BugstreamError)
-    async def _bugstream_error(_request: Request, exc: BugstreamError) -> ORJSONResponse:
-        return error_response(exc.code, exc.message, **exc.details)
+    async def _bugstream_error(request: Request, exc: BugstreamError) -> ORJSONResponse:
+        return _counted(request, error_response(exc.code, exc.message, **exc.details), exc.code)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> ORJSONResponse:
-        return validation_error_response(list(exc.errors()))
+    async def _validation_error(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        error = validation_error(list(exc.errors()))
+        response = error_response(error.code, error.message, **error.details)
+        return _counted(request, response, error.code)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
         code = _STATUS_CODES.get(exc.status_code, ErrorCode.INTERNAL_ERROR)
-        return error_response(code, str(exc.detail), status=exc.status_code)
+        return _counted(
+            request, error_response(code, str(exc.detail), status=exc.status_code), code
+        )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
         _log.exception("unhandled error", exc_info=exc)
-        return error_response(ErrorCode.INTERNAL_ERROR, "internal server error")
+        response = error_response(ErrorCode.INTERNAL_ERROR, "internal server error")
+        return _counted(request, response, ErrorCode.INTERNAL_ERROR)

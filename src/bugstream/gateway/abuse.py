@@ -30,18 +30,21 @@ class AbuseMonitor:
         self._strikes: dict[str, deque[float]] = {}
         self._blocked_until: dict[str, float] = {}
 
-    def strike(self, key: str, kind: str) -> bool:
-        """Count one violation; True if it blocks the key now."""
+    def strike(self, key: str, kind: str, context: dict[str, object] | None = None) -> bool:
+        """Count one violation; True if it blocks the key now. `context` (connection id,
+        user id...) goes into the security event as it is."""
         now = self._clock()
         strikes = self._strikes.setdefault(key, deque())
         strikes.append(now)
         while strikes and now - strikes[0] > self.window:
             strikes.popleft()
-        self._report("strike", key, {"kind": kind, "count": len(strikes)})
+        self._report("strike", key, {**(context or {}), "kind": kind, "count": len(strikes)})
         if len(strikes) >= self.threshold:
             self._blocked_until[key] = now + self.block_seconds
             del self._strikes[key]
-            self._report("blocked", key, {"kind": kind, "seconds": self.block_seconds})
+            self._report(
+                "blocked", key, {**(context or {}), "kind": kind, "seconds": self.block_seconds}
+            )
             return True
         return False
 

@@ -24,6 +24,9 @@ class GatewayConfig:
     max_backlog_bytes: int = 4_194_304
     #: Above this backlog, superseded state events are conflated for the lagging client.
     conflate_backlog_bytes: int = 1_048_576
+    #: The kernel's send buffer per socket (SO_SNDBUF); 0: the kernel's own autotuning. What a
+    #: client that stops reading costs the server is this plus `max_backlog_bytes`.
+    send_buffer_bytes: int = 0
     #: Strikes (invalid tokens, rate-limit hits, oversize messages) within `abuse_window`
     #: seconds that block an address or a user for `block_seconds`.
     abuse_threshold: int = 20

@@ -151,6 +151,13 @@ class Gateway:
     # ---- opening --------------------------------------------------------------------------
 
     def check_upgrade(self, request: UpgradeRequest) -> Refusal | None:
+        """Whether to refuse the upgrade with an HTTP status (counted by that status)."""
+        refusal = self._upgrade_refusal(request)
+        if refusal is not None:
+            self.telemetry.connection_refused(f"http_{refusal.status}")
+        return refusal
+
+    def _upgrade_refusal(self, request: UpgradeRequest) -> Refusal | None:
         refusal = check_upgrade(self.config, request)
         if refusal is not None:
             return refusal
@@ -172,11 +179,11 @@ class Gateway:
             snapshot = await load_access(self.ctx, claims.user_id)
         except AuthError as exc:
             self.telemetry.auth_failed(exc.code.value)
-            log.info(
+            security_log.info(
                 "authentication failed",
                 extra={"remote": address, "code": exc.code.value, "reason": exc.message},
             )
-            self.abuse.strike(f"ip:{address}", exc.code.value)
+            self.abuse.strike(f"ip:{address}", exc.code.value, {"remote": address})
             self._refuse(sink, exc, _CLOSE_FOR_AUTH.get(exc.code, CloseCode.INVALID_TOKEN))
             return None
         user = snapshot.user
@@ -301,22 +308,43 @@ class Gateway:
                     self._strike(conn, "message_too_large")
                 raise
             request_id = message.request_id
-            self.telemetry.message_in(message.type if message.type in _KNOWN_TYPES else "unknown")
+            kind = message.type if message.type in _KNOWN_TYPES else "unknown"
+            self.telemetry.message_in(kind)
             self._dispatch(conn, message)
+            if log.isEnabledFor(logging.DEBUG):  # a line per message: only when asked for
+                log.debug(
+                    "message",
+                    extra={
+                        "connection_id": conn.info.connection_id,
+                        "user_id": conn.user_id,
+                        "type": kind,
+                        "size": len(data),
+                        "request_id": request_id,
+                        "outcome": "accepted",
+                    },
+                )
         except MessageError as exc:
-            self._error(conn, exc, exc.request_id)
+            self._error(conn, exc, exc.request_id, size=len(data))
         except BugstreamError as exc:
-            self._error(conn, exc, request_id)
+            self._error(conn, exc, request_id, size=len(data))
 
-    def _error(self, conn: Connection, error: BugstreamError, request_id: RequestId) -> None:
+    def _error(
+        self,
+        conn: Connection,
+        error: BugstreamError,
+        request_id: RequestId,
+        *,
+        size: int | None = None,
+    ) -> None:
         self.telemetry.error(error.code.value)
         log.info(
             "message refused",
             extra={
                 "connection_id": conn.info.connection_id,
                 "user_id": conn.user_id,
-                "code": error.code.value,
+                "size": size,
                 "request_id": request_id,
+                "outcome": error.code.value,
             },
         )
         self.hub.send(conn, error_frame(error, request_id))
@@ -473,8 +501,13 @@ class Gateway:
             del self._work[conn]
 
     def _strike(self, conn: Connection, kind: str) -> None:
-        blocked_user = self.abuse.strike(f"user:{conn.user_id}", kind)
-        blocked_ip = self.abuse.strike(f"ip:{conn.info.remote_address}", kind)
+        context: dict[str, object] = {
+            "connection_id": conn.info.connection_id,
+            "user_id": conn.user_id,
+            "remote": conn.info.remote_address,
+        }
+        blocked_user = self.abuse.strike(f"user:{conn.user_id}", kind, context)
+        blocked_ip = self.abuse.strike(f"ip:{conn.info.remote_address}", kind, context)
         if blocked_user or blocked_ip:
             error = BugstreamError(
                 "too many violations; temporarily blocked", code=ErrorCode.BLOCKED
@@ -493,7 +526,11 @@ class Gateway:
         elif code is CloseCode.TOKEN_EXPIRED:
             error = AuthError("the token has expired", code=ErrorCode.TOKEN_EXPIRED)
             self.hub.send(conn, error_frame(error))
-        if code is not CloseCode.SLOW_CONSUMER:
+        if code is CloseCode.SLOW_CONSUMER:
+            # It resumes from the log: what it did not take is not worth keeping.
+            conn.pending = []
+            conn.pending_bytes = 0
+        else:
             self.hub.flush_now(conn)
         conn.closed = True
         conn.sink.close(int(code), reason)
@@ -549,7 +586,10 @@ class Gateway:
         self._schedule_sweep()
 
     def _security_event(self, kind: str, key: str, details: dict[str, object]) -> None:
-        security_log.warning("security %s %s %s", kind, key, details)
+        # One line per strike or block, with the fields an operator filters on.
+        security_log.warning(
+            "security %s", kind, extra={"security_event": kind, "key": key, **details}
+        )
 
 
 _KNOWN_TYPES = frozenset([*ClientMessage, *Command])

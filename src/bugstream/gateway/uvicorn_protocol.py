@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import Any, cast
 
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
+from bugstream.domain.errors import ErrorCode
 from bugstream.domain.protocol import CloseCode
 from bugstream.gateway.connection import Connection
 from bugstream.gateway.gateway import Gateway
@@ -52,6 +54,10 @@ class GatewayProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self._server_connections.add(self)
         self._tls = self.transport.get_extra_info("sslcontext") is not None
+        send_buffer = self.gateway.config.send_buffer_bytes
+        sock = self.transport.get_extra_info("socket")
+        if send_buffer and sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         peer = self.transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self._peer = str(peer[0])
@@ -125,6 +131,8 @@ class GatewayProtocol(asyncio.Protocol):
             # E.g. Redis or the database unreachable: tell the client to come back (1011 is
             # a reconnect code) instead of leaving it without a welcome, or a close.
             log.exception("opening a connection failed")
+            self.gateway.telemetry.connection_refused(ErrorCode.INTERNAL_ERROR.value)
+            self.gateway.telemetry.error(ErrorCode.INTERNAL_ERROR.value)
             self.close(int(CloseCode.INTERNAL_ERROR), "server error; reconnect later")
             return
         if conn is None:
@@ -219,5 +227,12 @@ class GatewayProtocol(asyncio.Protocol):
         asyncio.get_running_loop().call_later(2.0, self._abort)
 
     def _abort(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if transport.get_write_buffer_size():
+            # A peer that does not read would keep `close()` waiting (and the buffer alive)
+            # until TCP gives up: drop what it never took.
+            transport.abort()
+        elif not transport.is_closing():
+            transport.close()

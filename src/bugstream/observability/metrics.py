@@ -12,9 +12,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+# `<counter>_created` series double the count of series and say nothing a restart does not.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -157,10 +160,11 @@ class StateSources:
     """Callables read at scrape time; each returns the current value."""
 
     connections: Callable[[], int]
+    connections_limit: Callable[[], int]
     queued_bytes: Callable[[], tuple[int, int]]  # (total, largest)
     relay_lag: Callable[[], int]
     relay_published: Callable[[], int]
-    pool: Callable[[], tuple[int, int]]  # (size, checked out)
+    pool: Callable[[], tuple[int, int, int]]  # (size, max overflow, checked out)
 
 
 class StateCollector(Collector):
@@ -173,6 +177,11 @@ class StateCollector(Collector):
             "bugstream_ws_connections",
             "WebSocket connections open on this instance",
             value=s.connections(),
+        )
+        yield GaugeMetricFamily(
+            "bugstream_ws_connections_limit",
+            "The most WebSocket connections this instance accepts (BUGSTREAM_WS_MAX_CONNECTIONS)",
+            value=s.connections_limit(),
         )
         total, largest = s.queued_bytes()
         yield GaugeMetricFamily(
@@ -195,9 +204,14 @@ class StateCollector(Collector):
             "Newest event id the relay published",
             value=s.relay_published(),
         )
-        size, used = s.pool()
+        size, overflow, used = s.pool()
         yield GaugeMetricFamily(
             "bugstream_db_pool_size", "Database connection pool size", value=size
+        )
+        yield GaugeMetricFamily(
+            "bugstream_db_pool_max_overflow",
+            "Connections the pool may open beyond its size under load",
+            value=overflow,
         )
         yield GaugeMetricFamily(
             "bugstream_db_pool_checked_out", "Database connections in use", value=used

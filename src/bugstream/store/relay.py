@@ -73,10 +73,11 @@ class OutboxRelay:
     async def drain(self) -> int:
         """Publish everything committed so far; the number of events published."""
         moved = 0
-        # The bus is the shared truth (several instances relay into it); ask it each pass.
-        self.position = await self._position()
+        # The database first: with the bus away, the lag (and its alert) still grows.
         async with self._db.read() as repos:
             self.latest_committed = await latest_event_id(repos.conn)
+        # The bus is the shared truth (several instances relay into it); ask it each pass.
+        self.position = await self._position()
         while True:
             async with self._db.read() as repos:
                 events = await read_events_after(repos.conn, self.position, self._batch)

@@ -1,0 +1,223 @@
+"""Clients that stop reading: their superseded states are conflated (and they are told), past
+the bound they are cut off with 4101, and the server's memory does not grow with them.
+
+The lagging clients here really stop reading a real socket (tests/support/stalled.py, or a
+`websockets` client whose reader is not consumed), so TCP pushes back into the server as it
+would with a stuck browser tab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bugstream.domain.enums import Role
+from bugstream.domain.models import BugCreate, BugUpdate
+from bugstream.services import bugs
+from bugstream.store import migrate
+from bugstream.store.database import create_engine
+from bugstream.store.outbox import read_events_after
+from tests.support.cluster import Cluster, Instance, connect
+from tests.support.factory import Factory
+from tests.support.live import Client, live_server
+from tests.support.metrics import scrape, value
+from tests.support.stalled import StalledClient, small_window_socket
+
+BIG = "x" * 8_000  # ~8 KiB frames: the bounds are reached with a few hundred events
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_lagging_client_gets_the_newest_states_and_is_told_what_it_skipped(
+    factory: Factory,
+) -> None:
+    dev = await factory.user(Role.DEVELOPER)
+    project = await factory.project(dev)
+    admin = await factory.admin()
+    settings = {
+        "ws_conflate_backlog_bytes": 65_536,
+        "ws_max_backlog_bytes": 64 * 1024 * 1024,
+        "ws_send_buffer_bytes": 32_768,
+    }
+    async with live_server(factory.ctx, **settings) as live:
+        # A tiny receive buffer and a reader nobody consumes (the library stops reading the
+        # socket after a few queued messages): the backlog builds up on the server.
+        lagging = await live.connect(
+            dev, sock=await small_window_socket(live.port), max_queue=4, max_size=None
+        )
+        start = lagging.welcome["latest_event_id"]
+        bug = (
+            await bugs.create_bug(factory.ctx, admin, BugCreate(project_id=project.id, title="b"))
+        ).value
+        for i in range(300):
+            update = BugUpdate(description=f"{i} {BIG}")
+            await bugs.update_bug(factory.ctx, admin, bug.id, update)
+        last = (
+            await bugs.create_bug(factory.ctx, admin, BugCreate(project_id=project.id, title="z"))
+        ).value
+
+        received: list[dict[str, Any]] = []
+        skipped: list[int] = []
+        while True:
+            message = await lagging.next(timeout=5.0)
+            if message["type"] == "skipped":
+                skipped.extend(message["payload"]["event_ids"])
+            elif "event_id" in message:
+                received.append(message)
+                if message["payload"]["id"] == last.id:
+                    break
+
+        async with factory.ctx.db.read() as repos:
+            committed = await read_events_after(repos.conn, start, 10_000)
+        ids = [e.event_id for e in committed]
+        got = [int(m["event_id"]) for m in received]
+        assert skipped, "the client fell far behind: some updates must have been conflated"
+        assert got == sorted(got), "what is delivered keeps commit order"
+        assert sorted(got + skipped) == ids, "every event is either delivered or named skipped"
+        by_id = {e.event_id: e for e in committed}
+        assert all(by_id[i].event.value == "updated" for i in skipped)
+        # The newest state of the bug arrived: nothing the client needs is lost.
+        final = [m for m in received if m["event"] == "updated"][-1]
+        assert str(final["payload"]["description"]).startswith("299 ")
+        metrics = await scrape(live.http_url)
+        assert value(metrics, "bugstream_ws_dropped_total", reason="conflated") == len(skipped)
+        assert value(metrics, "bugstream_ws_disconnects_total", reason="slow_consumer") == 0
+
+
+async def created_events(client: Client, count: int) -> int:
+    """Read until `count` `created` events have arrived (a client that keeps up)."""
+    seen = 0
+    while seen < count:
+        message = await client.next(timeout=10.0)
+        seen += message.get("event") == "created"
+    return seen
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+async def standalone(tmp_path: Path, **settings: object) -> Cluster:
+    """One `bugstream serve` process on a SQLite file and the memory bus."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bugstream.db'}"
+    engine = create_engine(url)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    return Cluster(url, "memory://", tmp_path, {k: str(v) for k, v in settings.items()})
+
+
+async def test_memory_stays_bounded_with_many_clients_that_stop_reading(tmp_path: Path) -> None:
+    max_backlog = 262_144
+    stalled_count = 20
+    cluster = await standalone(
+        tmp_path,
+        ws_max_backlog_bytes=max_backlog,
+        ws_conflate_backlog_bytes=65_536,
+        ws_send_buffer_bytes=32_768,
+        ws_max_connections_per_user=stalled_count + 1,
+    )
+    try:
+        factory = Factory(cluster.ctx)
+        dev = await factory.user(Role.DEVELOPER)
+        project = await factory.project(dev)
+        admin = await factory.admin()
+        instance: Instance = await cluster.start("a")
+        token = cluster.token_for(dev)
+        reader = await connect(instance, token)
+        stalled = [await StalledClient.connect(instance.port, token) for _ in range(stalled_count)]
+        await asyncio.sleep(0.5)
+        baseline = rss_bytes(instance.process.pid)
+
+        peak_rss = baseline
+        peak_backlog = peak_total = 0.0
+
+        async def sample() -> None:
+            nonlocal peak_rss, peak_backlog, peak_total
+            while True:
+                peak_rss = max(peak_rss, rss_bytes(instance.process.pid))
+                metrics = await scrape(instance.http_url)
+                peak_backlog = max(
+                    peak_backlog, value(metrics, "bugstream_ws_outbound_queue_max_bytes")
+                )
+                peak_total = max(peak_total, value(metrics, "bugstream_ws_outbound_queue_bytes"))
+                await asyncio.sleep(0.05)
+
+        sampler = asyncio.create_task(sample())
+        # ~4.8 MB of events: ~96 MB if every stalled client kept its own copy of the stream.
+        events = 600
+        reading = asyncio.create_task(created_events(reader, events))
+        for i in range(events):
+            data = BugCreate(project_id=project.id, title=f"{i}", description=BIG)
+            await bugs.create_bug(cluster.ctx, admin, data)
+        assert await reading == events
+        await asyncio.sleep(0.5)
+        sampler.cancel()
+
+        metrics = await scrape(instance.http_url)
+        assert value(metrics, "bugstream_ws_connections") == 1, "every stalled client was cut"
+        assert (
+            value(metrics, "bugstream_ws_disconnects_total", reason="slow_consumer")
+            == stalled_count
+        )
+        # Per client: never more than the bound plus one flush's worth (a write is not split).
+        per_client = max_backlog + 2 * 65_536
+        assert peak_backlog <= per_client, peak_backlog
+        assert peak_total <= (stalled_count + 1) * per_client, peak_total
+        # And the process itself: a few MB of noise, not the stream times the stalled clients.
+        growth = peak_rss - baseline
+        assert growth < 16 * 1024 * 1024, f"RSS grew by {growth / 1e6:.1f} MB"
+        for client in stalled:
+            client.close()
+        await reader.close()
+    finally:
+        await cluster.close()
+
+
+async def test_a_client_past_the_backlog_bound_is_closed_with_4101_and_can_resume(
+    tmp_path: Path,
+) -> None:
+    cluster = await standalone(
+        tmp_path,
+        ws_conflate_backlog_bytes=65_536,
+        ws_max_backlog_bytes=131_072,
+        ws_send_buffer_bytes=32_768,
+    )
+    try:
+        factory = Factory(cluster.ctx)
+        dev = await factory.user(Role.DEVELOPER)
+        project = await factory.project(dev)
+        admin = await factory.admin()
+        instance = await cluster.start("a")
+        token = cluster.token_for(dev)
+        reader = await connect(instance, token)
+        start = reader.welcome["latest_event_id"]
+        reading = asyncio.create_task(created_events(reader, 100))
+        stalled = await StalledClient.connect(instance.port, token)
+        for i in range(100):  # creations are never conflated: only the cut-off helps
+            data = BugCreate(project_id=project.id, title=f"{i}", description=BIG)
+            await bugs.create_bug(cluster.ctx, admin, data)
+        # The reader was not held back by the stalled client.
+        assert await reading == 100
+        metrics = await scrape(instance.http_url)
+        assert value(metrics, "bugstream_ws_connections") == 1
+        assert value(metrics, "bugstream_ws_disconnects_total", reason="slow_consumer") == 1
+        # What it was sent before the cut ends with the close frame that says why.
+        assert 4101 in await stalled.close_codes()
+        # Resuming after the cut-off gets everything.
+        resumed = await connect(instance, token, query=f"last_event_id={start}")
+        assert await created_events(resumed, 100) == 100
+        await reader.close()
+        await resumed.close()
+    finally:
+        await cluster.close()
