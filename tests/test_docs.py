@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+from enum import StrEnum
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,34 @@ def test_readme_names_every_setting() -> None:
         if f"BUGSTREAM_{name.upper()}" not in text
     ]
     assert not missing, f"README.md's configuration table lacks: {missing}"
+
+
+def test_deployment_guide_documents_every_setting_with_its_default() -> None:
+    text = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    # `| `BUGSTREAM_X` | `default` | ...`, or `unset` for settings without a default.
+    rows = {
+        match.group(1): match.group(2) if match.group(2) is not None else None
+        for match in re.finditer(
+            r"^\| `(BUGSTREAM_[A-Z_]+)` \| (?:`([^`]*)`|unset) \|", text, re.MULTILINE
+        )
+    }
+    missing = [
+        f"BUGSTREAM_{name.upper()}"
+        for name in Settings.model_fields
+        if f"BUGSTREAM_{name.upper()}" not in rows
+    ]
+    assert not missing, f"docs/deployment.md's configuration reference lacks: {missing}"
+    defaults = Settings.model_fields
+    for name, field in defaults.items():
+        documented = rows[f"BUGSTREAM_{name.upper()}"]
+        default = field.get_default(call_default_factory=True)
+        if default is None:
+            assert documented is None, f"BUGSTREAM_{name.upper()} has no default: say unset"
+        elif isinstance(default, (int, float, str, bool)) and not isinstance(default, StrEnum):
+            expected = str(default).lower() if isinstance(default, bool) else str(default)
+            if isinstance(default, float) and default.is_integer():
+                expected = str(int(default))
+            assert documented == expected, f"BUGSTREAM_{name.upper()}: {documented} != {expected}"
 
 
 @pytest.fixture

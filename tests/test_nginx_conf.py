@@ -219,6 +219,10 @@ async def test_wss_through_nginx_reaches_both_instances_without_sticky_sessions(
                         "/api/v1/bugs", json={"project_id": project.id, "title": "via nginx"}
                     )
                     assert created.status_code == 201, created.text
+                    # Metrics and probes are not published through the proxy.
+                    for path in ("/metrics", "/healthz", "/readyz"):
+                        assert (await http.get(path)).status_code == 404
+                    assert (await http.get("/docs")).status_code == 200
                 for ws in (first, second):
                     event = await next_json(ws)
                     assert (event["type"], event["event"]) == ("bug_report", "created")

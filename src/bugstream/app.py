@@ -29,6 +29,7 @@ from bugstream.domain.models import User, UserCreate
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.gateway import Gateway
 from bugstream.gateway.uvicorn_protocol import GATEWAY_STATE_KEY
+from bugstream.observability.http_metrics import RequestCounterMiddleware
 from bugstream.observability.metrics import PrometheusTelemetry, StateCollector, StateSources
 from bugstream.observability.summary import PerformanceSummary
 from bugstream.services.capture import CaptureWorker
@@ -315,6 +316,7 @@ def create_app(settings: Settings | None = None, *, ctx: ServiceContext | None =
     app.state.runtime = runtime
     api_errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestCounterMiddleware, registry=registry)
     app.include_router(api_router())
     app.include_router(web_router())
     app.include_router(operations.router)

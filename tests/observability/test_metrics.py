@@ -137,6 +137,7 @@ async def test_rest_errors_failed_logins_and_refused_upgrades_are_counted(
 
         s = await scrape(live.http_url)
         assert value(s, "bugstream_errors_total", code="not_found") == 1
+        assert value(s, "bugstream_http_requests_total", status="4xx") == 4
         assert value(s, "bugstream_errors_total", code="invalid_credentials") == 1
         assert value(s, "bugstream_auth_failures_total", code="invalid_credentials") == 1
         assert value(s, "bugstream_auth_failures_total", code="invalid_token") == 1
