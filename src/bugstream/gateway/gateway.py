@@ -50,7 +50,7 @@ from bugstream.gateway.ratelimit import RateLimiter
 from bugstream.gateway.slots import ConnectionSlots, MemorySlots
 from bugstream.gateway.subscriptions import apply_subscription
 from bugstream.gateway.telemetry import NullTelemetry, Telemetry
-from bugstream.services.access_snapshot import load_access
+from bugstream.services.access_snapshot import AccessSnapshot, load_access
 from bugstream.services.context import Actor, ServiceContext
 from bugstream.services.users import active_user
 
@@ -176,7 +176,10 @@ class Gateway:
             if token is None:
                 raise AuthError("a token is required (?token= or Authorization: Bearer)")
             claims = verify_token(self.tokens, token)
-            snapshot = await load_access(self.ctx, claims.user_id)
+            # A user already connected here needs no database round trip: the hub's record of
+            # them is current (reconnect storms are mostly such users).
+            known = self.hub.known_user(claims.user_id)
+            snapshot = None if known is not None else await load_access(self.ctx, claims.user_id)
         except AuthError as exc:
             self.telemetry.auth_failed(exc.code.value)
             security_log.info(
@@ -186,8 +189,12 @@ class Gateway:
             self.abuse.strike(f"ip:{address}", exc.code.value, {"remote": address})
             self._refuse(sink, exc, _CLOSE_FOR_AUTH.get(exc.code, CloseCode.INVALID_TOKEN))
             return None
-        user = snapshot.user
-        if self.abuse.blocked_for(f"user:{user.id}"):
+        if snapshot is not None:
+            user_id, username, role = snapshot.user.id, snapshot.user.username, snapshot.user.role
+        else:
+            assert known is not None
+            user_id, username, role = claims.user_id, known.username, known.role
+        if self.abuse.blocked_for(f"user:{user_id}"):
             self._refuse(sink, BugstreamError("blocked", code=ErrorCode.BLOCKED), CloseCode.BLOCKED)
             return None
         if self.hub.connection_count >= self.config.max_connections:
@@ -199,13 +206,13 @@ class Gateway:
             return None
         info = ClientInfo(
             connection_id=secrets.token_hex(8),
-            user_id=user.id,
-            username=user.username,
+            user_id=user_id,
+            username=username,
             remote_address=address,
             connected_at=self.wall_clock(),
         )
         limit = self.config.max_connections_per_user
-        if not await self.slots.acquire(user.id, info.connection_id, limit):
+        if not await self.slots.acquire(user_id, info.connection_id, limit):
             error = BugstreamError(
                 f"at most {limit} connections per user",
                 code=ErrorCode.TOO_MANY_CONNECTIONS,
@@ -214,14 +221,14 @@ class Gateway:
             self._refuse(sink, error, CloseCode.TOO_MANY_CONNECTIONS)
             return None
         conn = Connection(
-            info, user.role, sink, now=self.clock(), token_expires_at=claims.expires_at.timestamp()
+            info, role, sink, now=self.clock(), token_expires_at=claims.expires_at.timestamp()
         )
         try:
             position = await self._register(conn, snapshot)
         except BaseException as exc:
             # Refused, or the socket went away meanwhile: give the slot back.
-            await self.slots.release(user.id, info.connection_id)
-            if isinstance(exc, AccessRevoked):
+            await self.slots.release(user_id, info.connection_id)
+            if isinstance(exc, AccessRevoked | AuthError):
                 self._refuse(sink, AuthError("account is not active"), CloseCode.INVALID_TOKEN)
                 return None
             raise
@@ -236,16 +243,21 @@ class Gateway:
             "connected",
             extra={
                 "connection_id": info.connection_id,
-                "user_id": user.id,
+                "user_id": user_id,
                 "remote": address,
                 "resume_from": resume_from,
             },
         )
         return conn
 
-    async def _register(self, conn: Connection, snapshot: Any) -> int:
+    async def _register(self, conn: Connection, snapshot: AccessSnapshot | None) -> int:
         while True:
+            if snapshot is None and self.hub.known_user(conn.user_id) is None:
+                # Their other connections closed while this one was being opened.
+                snapshot = await load_access(self.ctx, conn.user_id)
             try:
+                if snapshot is None:
+                    return self.hub.register_known(conn)
                 return self.hub.register(
                     conn, snapshot.user.role, snapshot.project_ids, snapshot.as_of
                 )

@@ -88,13 +88,14 @@ class AccessRevoked(Exception):
 
 
 class UserAccess:
-    """A connected user's role and projects, shared by their connections."""
+    """A connected user's name, role and projects, shared by their connections."""
 
-    __slots__ = ("connections", "projects", "role")
+    __slots__ = ("connections", "projects", "role", "username")
 
-    def __init__(self, role: Role, projects: Iterable[int]) -> None:
+    def __init__(self, role: Role, projects: Iterable[int], username: str) -> None:
         self.role = role
         self.projects = set(projects)
+        self.username = username
         self.connections: list[Connection] = []
 
 
@@ -125,12 +126,13 @@ class Hub:
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
         self.delivered_total = 0
+        self._connection_count = 0
 
     # ---- connections ------------------------------------------------------------------
 
     @property
     def connection_count(self) -> int:
-        return sum(len(u.connections) for u in self._users.values())
+        return self._connection_count
 
     def connections(self) -> list[Connection]:
         return [c for u in self._users.values() for c in u.connections]
@@ -145,7 +147,7 @@ class Hub:
         if access is None:
             if as_of < self._access_log_floor:
                 raise SnapshotTooOld
-            access = UserAccess(role, project_ids)
+            access = UserAccess(role, project_ids, conn.info.username)
             for event in self._access_log:
                 if event.event_id > as_of:
                     if self._revokes(conn.user_id, event):
@@ -155,6 +157,20 @@ class Hub:
             self._index_user(conn.user_id, access)
         conn.role = access.role
         access.connections.append(conn)
+        self._connection_count += 1
+        return self.position
+
+    def known_user(self, user_id: int) -> UserAccess | None:
+        """The access of a user who has a connection here: current as of `position` (every
+        access event up to it applied), so another connection of theirs needs no database."""
+        return self._users.get(user_id)
+
+    def register_known(self, conn: Connection) -> int:
+        """`register` for a user `known_user` returns (call it without awaiting in between)."""
+        access = self._users[conn.user_id]
+        conn.role = access.role
+        access.connections.append(conn)
+        self._connection_count += 1
         return self.position
 
     def unregister(self, conn: Connection) -> None:
@@ -162,6 +178,7 @@ class Hub:
         if access is None or conn not in access.connections:
             return
         access.connections.remove(conn)
+        self._connection_count -= 1
         if not access.connections:
             self._unindex_user(conn.user_id, access)
             del self._users[conn.user_id]
@@ -195,6 +212,7 @@ class Hub:
             access.projects.discard(int(event.payload["id"]))
         elif event.type is EventType.USER and event.user_id == user_id:
             access.role = Role(event.payload["role"])
+            access.username = str(event.payload.get("username", access.username))
 
     @staticmethod
     def _revokes(user_id: int, event: Event) -> bool:
@@ -253,6 +271,7 @@ class Hub:
             for conn in list(access.connections):
                 self._revoke(conn, CloseCode.FORBIDDEN, why)
             return
+        access.username = str(event.payload.get("username", access.username))
         role = Role(event.payload["role"])
         if role is not access.role:
             access.role = role

@@ -27,7 +27,7 @@ from bugstream.services.bugs import unassign_all_of
 from bugstream.services.context import Actor, Result, ServiceContext
 from bugstream.services.events import user_event
 from bugstream.store.database import Transaction
-from bugstream.store.repositories import UserRepository
+from bugstream.store.repositories import Repositories, UserRepository
 from bugstream.store.tables import users
 
 # Spend about as long on an unknown username as on a wrong password (no user enumeration).
@@ -203,7 +203,12 @@ async def authenticate(ctx: ServiceContext, username: str, password: str) -> Use
 async def active_user(ctx: ServiceContext, user_id: int) -> User:
     """The user a token names, if they still exist and are active (else `invalid_token`)."""
     async with ctx.db.read() as repos:
-        user = await repos.users.get(user_id)
+        return await active_user_in(repos, user_id)
+
+
+async def active_user_in(repos: Repositories, user_id: int) -> User:
+    """`active_user` within an open transaction."""
+    user = await repos.users.get(user_id)
     if user is None:
         raise AuthError("the token's user no longer exists", code=ErrorCode.INVALID_TOKEN)
     if user.status is not UserStatus.ACTIVE:
@@ -218,6 +223,7 @@ async def any_users(ctx: ServiceContext) -> bool:
 
 __all__ = [
     "active_user",
+    "active_user_in",
     "any_users",
     "authenticate",
     "change_user_status",

@@ -1,0 +1,76 @@
+"""A user who already has a connection on this instance opens another without a database round
+trip: the hub's record of them is current, renames and role changes included."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from bugstream.domain.enums import Role
+from bugstream.domain.models import UserUpdate
+from bugstream.services import users
+from bugstream.store.database import Database
+from tests.support.factory import Factory
+from tests.support.live import live_server
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """Every SQL statement the engine runs meanwhile (a real engine, counted, not replaced)."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_a_second_connection_needs_no_database_and_sees_current_name_and_role(
+    factory: Factory,
+) -> None:
+    dev = await factory.user(Role.DEVELOPER)
+    project = await factory.project(dev)
+    admin = await factory.admin()
+    quiet = {"relay_poll_interval_seconds": 60, "change_capture_enabled": False}
+    async with live_server(factory.ctx, **quiet) as live:
+        first = await live.connect(dev)
+        # A rename and a promotion reach the hub as events...
+        update = UserUpdate(username="renamed", role=Role.MANAGER)
+        await users.update_user(factory.ctx, admin, dev.id, update)
+        await first.expect_event("user", "updated")
+        # ...so the second connection is answered from memory, with the new name and role.
+        with statements(factory.ctx.db) as seen:
+            second = await live.connect(dev)
+        # (The relay may be reading the outbox meanwhile: that is not the handshake.)
+        assert [sql for sql in seen if "users" in sql or "memberships" in sql] == []
+        assert second.welcome["user"] == {"id": dev.id, "username": "renamed", "role": "manager"}
+        # And it receives its project's events like the first.
+        bug = await factory.bug(project, dev)
+        for client in (first, second):
+            created = await client.expect_event("bug_report", "created")
+            assert created["payload"]["id"] == bug.id
+
+
+async def test_after_the_last_connection_closes_the_database_is_asked_again(
+    factory: Factory,
+) -> None:
+    dev = await factory.user(Role.DEVELOPER)
+    async with live_server(factory.ctx) as live:
+        first = await live.connect(dev)
+        await first.close()
+        for _ in range(500):
+            if live.gateway.hub.known_user(dev.id) is None:
+                break
+            await asyncio.sleep(0.01)
+        assert live.gateway.hub.known_user(dev.id) is None
+        with statements(factory.ctx.db) as seen:
+            await live.connect(dev)
+        assert any("users" in sql for sql in seen)
