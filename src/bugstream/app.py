@@ -135,6 +135,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         behind_tls_proxy=settings.behind_tls_proxy,
         require_tls=settings.is_production and not settings.behind_tls_proxy,
         shutdown_grace=settings.shutdown_grace_seconds,
+        access_load_concurrency=max(1, settings.db_pool_size // 2),
     )
 
 

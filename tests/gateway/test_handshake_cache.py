@@ -74,3 +74,17 @@ async def test_after_the_last_connection_closes_the_database_is_asked_again(
         with statements(factory.ctx.db) as seen:
             await live.connect(dev)
         assert any("users" in sql for sql in seen)
+
+
+async def test_a_storm_of_handshakes_is_queued_not_refused(factory: Factory) -> None:
+    """300 clients of 100 users connect at once with a database budget of one load at a time:
+    every one is welcomed (none gets 1011 for want of a database connection)."""
+    people = [await factory.user(Role.DEVELOPER) for _ in range(100)]
+    await factory.project(*people)
+    async with live_server(factory.ctx, db_pool_size=2) as live:
+        assert live.gateway.config.access_load_concurrency == 1
+        tokens = [live.token_for(person) for person in people] * 3
+        clients = await asyncio.gather(*(live.connect(token) for token in tokens))
+        assert all(client.welcome["connection_id"] for client in clients)
+        assert live.gateway.hub.connection_count == 300
+        assert len({c.welcome["connection_id"] for c in clients}) == 300

@@ -41,3 +41,6 @@ class GatewayConfig:
     behind_tls_proxy: bool = False
     require_tls: bool = False
     shutdown_grace: float = 5.0
+    #: Access loads (one read transaction each) run at once for connecting users; the rest
+    #: queue (a reconnect storm must not exhaust the database pool).
+    access_load_concurrency: int = 5

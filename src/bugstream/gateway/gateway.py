@@ -31,6 +31,7 @@ from bugstream.domain.errors import (
 )
 from bugstream.domain.protocol import ClientMessage, CloseCode, Command, ServerMessage
 from bugstream.gateway.abuse import AbuseMonitor
+from bugstream.gateway.access_loader import AccessLoader
 from bugstream.gateway.commands import COMMANDS, validate_payload
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.connection import ClientInfo, Connection, FrameSink
@@ -93,6 +94,9 @@ class Gateway:
             telemetry=self.telemetry,
         )
         self.limiter = RateLimiter(config.rate_capacity, config.rate_refill_per_second, clock)
+        self.load_access = AccessLoader(
+            lambda user_id: load_access(ctx, user_id), concurrency=config.access_load_concurrency
+        )
         self.abuse = AbuseMonitor(
             threshold=config.abuse_threshold,
             window=config.abuse_window,
@@ -179,7 +183,7 @@ class Gateway:
             # A user already connected here needs no database round trip: the hub's record of
             # them is current (reconnect storms are mostly such users).
             known = self.hub.known_user(claims.user_id)
-            snapshot = None if known is not None else await load_access(self.ctx, claims.user_id)
+            snapshot = None if known is not None else await self.load_access(claims.user_id)
         except AuthError as exc:
             self.telemetry.auth_failed(exc.code.value)
             security_log.info(
@@ -254,7 +258,7 @@ class Gateway:
         while True:
             if snapshot is None and self.hub.known_user(conn.user_id) is None:
                 # Their other connections closed while this one was being opened.
-                snapshot = await load_access(self.ctx, conn.user_id)
+                snapshot = await self.load_access(conn.user_id)
             try:
                 if snapshot is None:
                     return self.hub.register_known(conn)
@@ -262,7 +266,7 @@ class Gateway:
                     conn, snapshot.user.role, snapshot.project_ids, snapshot.as_of
                 )
             except SnapshotTooOld:
-                snapshot = await load_access(self.ctx, conn.user_id)
+                snapshot = await self.load_access(conn.user_id)
 
     def _welcome(self, conn: Connection, position: int) -> dict[str, Any]:
         config = self.config
