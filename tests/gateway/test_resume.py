@@ -101,8 +101,12 @@ async def test_resume_message_first_works_and_later_is_refused(factory: Factory)
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
     async with live_server(factory.ctx) as live:
-        start = (await live.connect(dev)).welcome["latest_event_id"]
+        first = await live.connect(dev)
+        start = first.welcome["latest_event_id"]
         await _create_bugs(factory, project.id, 0, 3)
+        # Once the instance has delivered them, a new connection gets no live event before
+        # its resume message (a resume message racing live events is refused: see below).
+        assert len(await _bug_event_ids(first)) == 3
         client = await live.connect(dev)
         await client.send(
             {"type": "resume", "request_id": "r", "payload": {"last_event_id": start}}

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -122,15 +122,23 @@ class RedisBus:
         max_age: float = 3600.0,
         prefix: str = "bugstream",
         block_ms: int = 1000,
+        max_connections: int = 64,
+        pool_timeout: float = 10.0,
     ) -> None:
         # Retry a command that fails on a broken connection: after Redis restarts, every
         # pooled connection is dead, and without a retry the first command on each fails.
         # Every command here is idempotent (publish drops ids it has), so retrying is safe.
-        self._redis: Redis = Redis.from_url(
+        # A blocking pool: when every connection is busy (a reconnect storm: a slot and a
+        # replay per handshake), a command waits for one instead of failing at once with
+        # MaxConnectionsError, as the default pool does.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=pool_timeout,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
+        self._redis: Redis = Redis.from_pool(pool)  # closing the client closes the pool
         self._stream = f"{prefix}:events"
         self._last = f"{prefix}:last"
         self._trimmed = f"{prefix}:trimmed"

@@ -576,9 +576,15 @@ class Gateway:
             work.clear()
         task = asyncio.ensure_future(self.slots.release(conn.user_id, conn.info.connection_id))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._released)
         if not self.hub.connections_of(conn.user_id):
             self.limiter.forget(conn.user_id)
+
+    def _released(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The lease then expires on its own (BUGSTREAM_WS_SLOT_LEASE_SECONDS).
+            log.warning("releasing a connection slot failed: %r", task.exception())
 
     # ---- heartbeat, token expiry ----------------------------------------------------------
 
