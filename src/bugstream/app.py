@@ -136,6 +136,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         require_tls=settings.is_production and not settings.behind_tls_proxy,
         shutdown_grace=settings.shutdown_grace_seconds,
         access_load_concurrency=max(1, settings.db_pool_size // 2),
+        max_pending_handshakes=settings.ws_max_pending_handshakes,
     )
 
 

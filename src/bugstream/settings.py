@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     ws_idle_timeout_seconds: float = Field(default=60.0, gt=0)
     ws_max_connections_per_user: int = Field(default=3, ge=1)
     ws_max_connections: int = Field(default=10_000, ge=1)
+    #: Handshakes in progress at once; more are refused with 503 (a reconnect storm queues
+    #: in the clients' backoff, not in the server).
+    ws_max_pending_handshakes: int = Field(default=256, ge=1)
     ws_max_message_bytes: int = Field(default=65_536, ge=64)
     ws_max_frame_bytes: int = Field(default=1_048_576, ge=1024)
     ws_rate_limit_capacity: float = Field(default=60.0, ge=1)

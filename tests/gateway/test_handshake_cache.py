@@ -8,14 +8,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import event
+from websockets.exceptions import InvalidStatus
 
 from bugstream.domain.enums import Role
 from bugstream.domain.models import UserUpdate
 from bugstream.services import users
+from bugstream.services.access_snapshot import AccessSnapshot
 from bugstream.store.database import Database
 from tests.support.factory import Factory
 from tests.support.live import live_server
+from tests.support.metrics import scrape, value
 
 
 @contextmanager
@@ -88,3 +92,33 @@ async def test_a_storm_of_handshakes_is_queued_not_refused(factory: Factory) -> 
         assert all(client.welcome["connection_id"] for client in clients)
         assert live.gateway.hub.connection_count == 300
         assert len({c.welcome["connection_id"] for c in clients}) == 300
+
+
+async def test_handshakes_past_the_pending_limit_get_503_and_may_retry(factory: Factory) -> None:
+    alice = await factory.user(Role.DEVELOPER)
+    bob = await factory.user(Role.DEVELOPER)
+    async with live_server(factory.ctx, ws_max_pending_handshakes=1) as live:
+        gateway = live.gateway
+        real_load = gateway.load_access
+        release = asyncio.Event()
+
+        async def held_load(user_id: int) -> AccessSnapshot:
+            await release.wait()  # the first handshake stays pending until released
+            return await real_load(user_id)
+
+        gateway.load_access = held_load  # type: ignore[assignment]
+        first = asyncio.create_task(live.connect(alice))
+        for _ in range(500):
+            if gateway._pending_opens == 1:
+                break
+            await asyncio.sleep(0.01)
+        with pytest.raises(InvalidStatus) as refused:
+            await live.connect(bob)
+        assert refused.value.response.status_code == 503
+        assert b"retry" in refused.value.response.body
+        release.set()
+        assert (await first).welcome["user"]["id"] == alice.id
+        gateway.load_access = real_load
+        assert (await live.connect(bob)).welcome["user"]["id"] == bob.id
+        metrics = await scrape(live.http_url)
+        assert value(metrics, "bugstream_ws_connects_total", result="http_503") == 1

@@ -44,3 +44,6 @@ class GatewayConfig:
     #: Access loads (one read transaction each) run at once for connecting users; the rest
     #: queue (a reconnect storm must not exhaust the database pool).
     access_load_concurrency: int = 5
+    #: Handshakes being authenticated at once; more are refused with HTTP 503 (clients retry
+    #: with backoff) rather than queued past the point where they would time out.
+    max_pending_handshakes: int = 256

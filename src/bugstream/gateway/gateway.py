@@ -109,6 +109,7 @@ class Gateway:
         self._consumer: asyncio.Task[None] | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self.accepting = True
+        self._pending_opens = 0
         self.replayed_total = 0
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -167,6 +168,8 @@ class Gateway:
             return refusal
         if not self.accepting:
             return Refusal(503, "server shutting down")
+        if self._pending_opens >= self.config.max_pending_handshakes:
+            return Refusal(503, "too many connections opening at once; retry shortly")
         blocked = self.abuse.blocked_for(f"ip:{request.client_address(self.config)}")
         if blocked:
             return Refusal(429, f"too many violations; blocked for {blocked:.0f} s")
@@ -174,6 +177,13 @@ class Gateway:
 
     async def open(self, sink: FrameSink, request: UpgradeRequest) -> Connection | None:
         """Authenticate and register a new socket; None if it was refused (and closed)."""
+        self._pending_opens += 1
+        try:
+            return await self._open(sink, request)
+        finally:
+            self._pending_opens -= 1
+
+    async def _open(self, sink: FrameSink, request: UpgradeRequest) -> Connection | None:
         address = request.client_address(self.config)
         token = request.token()
         try:
