@@ -48,6 +48,7 @@ from bugstream.gateway.messages import (
     server_time,
 )
 from bugstream.gateway.ratelimit import RateLimiter
+from bugstream.gateway.replay_cache import ReplayCache
 from bugstream.gateway.slots import ConnectionSlots, MemorySlots
 from bugstream.gateway.subscriptions import apply_subscription
 from bugstream.gateway.telemetry import NullTelemetry, Telemetry
@@ -94,6 +95,7 @@ class Gateway:
             telemetry=self.telemetry,
         )
         self.limiter = RateLimiter(config.rate_capacity, config.rate_refill_per_second, clock)
+        self.replays = ReplayCache(lambda after_id, limit: self.bus.replay(after_id, limit))
         self.load_access = AccessLoader(
             lambda user_id: load_access(ctx, user_id), concurrency=config.access_load_concurrency
         )
@@ -444,17 +446,17 @@ class Gateway:
             else:
                 cursor = after_id
                 while cursor < upto:
-                    batch = await self.bus.replay(cursor, 500)
+                    batch = await self.replays.after(cursor)
                     if not batch:
                         break
-                    for event in batch:
+                    for event, item in batch:
                         if event.event_id > upto:
                             break
                         if self.hub.visible(conn, event):
-                            self.hub.send_event(conn, event)
+                            self.hub.send_outgoing(conn, item)
                             conn.delivered_through = event.event_id
                             replayed += 1
-                    cursor = batch[-1].event_id
+                    cursor = batch[-1][0].event_id
         except GapError as gap:
             resync = True
             self.hub.send(

@@ -377,7 +377,10 @@ class Hub:
 
     def send_event(self, conn: Connection, event: Event) -> None:
         """Queue one event for one connection (a replay), in order with its other events."""
-        item = outgoing(event)
+        self.send_outgoing(conn, outgoing(event))
+
+    def send_outgoing(self, conn: Connection, item: Outgoing) -> None:
+        """`send_event` with the event's frame already encoded (shared by many replays)."""
         self._enqueue(conn, item, len(item[0]))
 
     def _enqueue(self, conn: Connection, item: Outgoing, size: int) -> None:

@@ -1,0 +1,59 @@
+"""Replay batches shared by the clients that resume at the same time.
+
+After an instance restarts, thousands of clients resume from nearly the same event id. Read
+and encoded per client, a replay of N events to C clients costs C x N reads from the bus, JSON
+decodes and frame encodings; shared, it costs N. Batches are kept by the cursor they start
+after, least recently used first out, and fetched once however many clients ask at once.
+
+A batch never goes stale: the bus's log is append-only in event-id order (the outbox's
+ids follow commit order), so once a batch ends at id e, no event with an id below e can appear
+later; a client that needs more goes on from e. A batch may outlive the log's retention; its
+events are still the right ones, just older than the log now keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from bugstream.domain.events import Event
+from bugstream.gateway.connection import Outgoing
+from bugstream.gateway.hub import outgoing
+
+Fetch = Callable[[int, int], Awaitable[list[Event]]]
+Batch = list[tuple[Event, Outgoing]]
+
+
+class ReplayCache:
+    def __init__(self, fetch: Fetch, *, batch_size: int = 500, max_batches: int = 64) -> None:
+        self._fetch = fetch
+        self.batch_size = batch_size
+        self._max_batches = max_batches
+        self._batches: OrderedDict[int, Batch] = OrderedDict()
+        self._inflight: dict[int, asyncio.Future[Batch]] = {}
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    async def after(self, cursor: int) -> Batch:
+        """The events after `cursor` (up to `batch_size`), with their frames; [] if none."""
+        batch = self._batches.get(cursor)
+        if batch is not None:
+            self._batches.move_to_end(cursor)
+            return batch
+        future = self._inflight.get(cursor)
+        if future is None:
+            future = asyncio.ensure_future(self._load(cursor))
+            self._inflight[cursor] = future
+            future.add_done_callback(lambda _: self._inflight.pop(cursor, None))
+        return await asyncio.shield(future)
+
+    async def _load(self, cursor: int) -> Batch:
+        events = await self._fetch(cursor, self.batch_size)
+        batch = [(event, outgoing(event)) for event in events]
+        if batch:  # an empty answer may not stay empty
+            self._batches[cursor] = batch
+            while len(self._batches) > self._max_batches:
+                self._batches.popitem(last=False)
+        return batch
