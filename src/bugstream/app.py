@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -264,23 +265,36 @@ class Runtime:
         )
 
     async def stop(self) -> None:
-        if self.summary is not None:
-            await self.summary.stop()
-        await self.scheduler.stop()
-        if self.listener is not None:
-            await self.listener.stop()
-        if self.capture is not None:
-            await self.capture.stop()
-        if self.gateway is not None:
-            await self.gateway.stop()
-        if self.slots is not None:
-            await self.slots.stop()
+        """Stop every part, each within the shutdown grace: a step that hangs (a dependency
+        that does not answer) is abandoned and named in the log, so SIGTERM always ends."""
         if self.relay is not None:
             self.ctx.db.on_events_committed.remove(self.relay.wake)
-            await self.relay.stop()
-        if self.bus is not None:
-            await self.bus.close()
-        await self.ctx.db.dispose()
+        steps: list[tuple[str, Callable[[], Awaitable[None]] | None]] = [
+            ("performance summary", self.summary.stop if self.summary else None),
+            ("reminder scheduler", self.scheduler.stop),
+            ("change listener", self.listener.stop if self.listener else None),
+            ("change capture", self.capture.stop if self.capture else None),
+            ("gateway", self.gateway.stop if self.gateway else None),
+            ("connection slots", self.slots.stop if self.slots else None),
+            ("relay", self.relay.stop if self.relay else None),
+            ("bus", self.bus.close if self.bus else None),
+            ("database pool", self.ctx.db.dispose),
+        ]
+        grace = max(1.0, self.settings.shutdown_grace_seconds)
+        for name, stop in steps:
+            if stop is None:
+                continue
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(stop(), grace)
+            except TimeoutError:
+                log.warning("shutdown: stopping the %s took over %.0f s; abandoned", name, grace)
+            except Exception:
+                log.exception("shutdown: stopping the %s failed", name)
+            else:
+                took = time.monotonic() - started
+                if took > 1.0:
+                    log.warning("shutdown: stopping the %s took %.1f s", name, took)
 
 
 def create_app(settings: Settings | None = None, *, ctx: ServiceContext | None = None) -> FastAPI:
