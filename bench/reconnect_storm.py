@@ -387,8 +387,8 @@ def main() -> None:
         "--per-user-limit",
         type=int,
         default=10,
-        help="BUGSTREAM_WS_MAX_CONNECTIONS_PER_USER (default 2 x --per-user: a killed "
-        "instance's leases still count for up to 30 s)",
+        help="BUGSTREAM_WS_MAX_CONNECTIONS_PER_USER (default 10, twice the default --per-user: "
+        "a killed instance's leases still count for up to 30 s)",
     )
     parser.add_argument("--signal", choices=["term", "kill"], default="term")
     parser.add_argument(

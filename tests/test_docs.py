@@ -168,11 +168,11 @@ def test_readme_names_every_setting() -> None:
 
 def test_deployment_guide_documents_every_setting_with_its_default() -> None:
     text = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
-    # `| `BUGSTREAM_X` | `default` | ...`, or `unset` for settings without a default.
+    # `| `BUGSTREAM_X` | `default` | ...`; `unset` (no default) or `empty` (an empty string).
     rows = {
-        match.group(1): match.group(2) if match.group(2) is not None else None
+        match.group(1): ("" if match.group(3) else match.group(2))
         for match in re.finditer(
-            r"^\| `(BUGSTREAM_[A-Z_]+)` \| (?:`([^`]*)`|unset) \|", text, re.MULTILINE
+            r"^\| `(BUGSTREAM_[A-Z_]+)` \| (?:`([^`]+)`|unset|(empty)) \|", text, re.MULTILINE
         )
     }
     missing = [

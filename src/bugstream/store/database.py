@@ -46,7 +46,10 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+            # A file database gets a queue pool like PostgreSQL's, sized by the same settings.
+            engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        else:
+            engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
         return engine
