@@ -9,8 +9,6 @@ would with a stuck browser tab.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +25,6 @@ from tests.support.metrics import scrape, value
 from tests.support.stalled import StalledClient, small_window_socket
 
 BIG = "x" * 8_000  # ~8 KiB frames: the bounds are reached with a few hundred events
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_a_lagging_client_gets_the_newest_states_and_is_told_what_it_skipped(

@@ -20,6 +20,7 @@ from bugstream.store.database import Database
 from tests.support.factory import Factory
 from tests.support.live import live_server
 from tests.support.metrics import scrape, value
+from tests.support.waiting import wait_until
 
 
 @contextmanager
@@ -70,11 +71,7 @@ async def test_after_the_last_connection_closes_the_database_is_asked_again(
     async with live_server(factory.ctx) as live:
         first = await live.connect(dev)
         await first.close()
-        for _ in range(500):
-            if live.gateway.hub.known_user(dev.id) is None:
-                break
-            await asyncio.sleep(0.01)
-        assert live.gateway.hub.known_user(dev.id) is None
+        await wait_until(lambda: live.gateway.hub.known_user(dev.id) is None)
         with statements(factory.ctx.db) as seen:
             await live.connect(dev)
         assert any("users" in sql for sql in seen)
@@ -108,10 +105,7 @@ async def test_handshakes_past_the_pending_limit_get_503_and_may_retry(factory: 
 
         gateway.load_access = held_load  # type: ignore[assignment]
         first = asyncio.create_task(live.connect(alice))
-        for _ in range(500):
-            if gateway._pending_opens == 1:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: gateway._pending_opens == 1)
         with pytest.raises(InvalidStatus) as refused:
             await live.connect(bob)
         assert refused.value.response.status_code == 503

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,31 +29,10 @@ from bugstream.auth.tokens import TokenConfig, issue_token
 from bugstream.domain.enums import Role
 from bugstream.store.outbox import latest_event_id
 from tests.support.factory import Factory
-from tests.support.live import Client, LiveServer, live_server
+from tests.support.live import LiveServer, live_server, pong, refused
 from tests.support.net import free_port
+from tests.support.waiting import wait_until
 from tests.test_cli import clean_env
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
-async def refused(client: Client) -> tuple[dict[str, Any], int | None]:
-    """A refused connection: its one error payload and the close code that follows."""
-    message = await client.next()
-    assert message["type"] == "error", message
-    code, _ = await client.closed()
-    payload: dict[str, Any] = message["payload"]
-    return payload, code
-
-
-async def pong(client: Client) -> None:
-    await client.send({"type": "ping"})
-    assert (await client.expect(lambda m: m["type"] != "bug_report"))["type"] == "pong"
 
 
 async def handshake_status(live: LiveServer, url: str, **kwargs: Any) -> int:

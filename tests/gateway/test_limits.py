@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,32 +12,11 @@ from websockets.exceptions import InvalidStatus
 
 from bugstream.domain.enums import Role
 from tests.support.factory import Factory
-from tests.support.live import Client, LiveServer, live_server
+from tests.support.live import Client, LiveServer, live_server, pong, refused
+from tests.support.waiting import wait_until
 
 # Generous limits so that only the limit a test is about can trigger.
 CALM: dict[str, Any] = {"ws_rate_limit_capacity": 10_000, "ws_abuse_threshold": 10_000}
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
-async def refused(client: Client) -> tuple[dict[str, Any], int | None]:
-    """A refused connection: its one error payload and the close code that follows."""
-    message = await client.next()
-    assert message["type"] == "error", message
-    code, _ = await client.closed()
-    payload: dict[str, Any] = message["payload"]
-    return payload, code
-
-
-async def pong(client: Client) -> None:
-    await client.send({"type": "ping"})
-    assert (await client.next())["type"] == "pong"
 
 
 async def handshake_status(live: LiveServer, token: str, **kwargs: Any) -> int:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
@@ -16,13 +12,7 @@ from bugstream.services import bugs
 from tests.support.factory import Factory
 from tests.support.live import live_server
 from tests.support.metrics import scrape, value
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
+from tests.support.waiting import wait_until
 
 
 async def test_connections_messages_errors_and_deliveries_are_counted(factory: Factory) -> None:

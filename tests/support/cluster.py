@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-import websockets
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -205,10 +204,4 @@ async def connect(
 ) -> Client:
     """A WebSocket client on `instance`; with `welcome`, its welcome message is checked."""
     url = f"{instance.ws_url}?token={token}" + (f"&{query}" if query else "")
-    ws = await websockets.connect(url, open_timeout=TIMEOUT, max_size=None)
-    client = Client(ws, None)
-    if welcome:
-        first = await client.next()
-        assert first["type"] == "welcome", first
-        client.welcome = first["payload"]
-    return client
+    return await Client.open(url, welcome=welcome, max_size=None)

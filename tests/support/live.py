@@ -56,6 +56,16 @@ class Client:
         self.ws = ws
         self.welcome = welcome or {}
 
+    @classmethod
+    async def open(cls, url: str, *, welcome: bool = True, **kwargs: Any) -> Client:
+        """Connect to `url`; with `welcome` (default) read and check the welcome message."""
+        client = cls(await websockets.connect(url, open_timeout=TIMEOUT, **kwargs), None)
+        if welcome:
+            first = await client.next()
+            assert first["type"] == "welcome", first
+            client.welcome = first["payload"]
+        return client
+
     async def send(self, message: Any) -> None:
         await self.ws.send(
             message if isinstance(message, str | bytes) else orjson.dumps(message).decode()
@@ -161,14 +171,24 @@ class LiveServer:
         url = self.ws_url + (f"?token={token}" if token else "")
         if query:
             url += ("&" if token else "?") + query
-        ws = await websockets.connect(url, open_timeout=TIMEOUT, **kwargs)
-        client = Client(ws, None)
+        client = await Client.open(url, welcome=welcome, **kwargs)
         self.clients.append(client)
-        if welcome:
-            first = await client.next()
-            assert first["type"] == "welcome", first
-            client.welcome = first["payload"]
         return client
+
+
+async def refused(client: Client) -> tuple[dict[str, Any], int | None]:
+    """A refused connection: its one error payload and the close code that follows."""
+    message = await client.next()
+    assert message["type"] == "error", message
+    code, _ = await client.closed()
+    payload: dict[str, Any] = message["payload"]
+    return payload, code
+
+
+async def pong(client: Client) -> None:
+    """The connection answers: a ping gets its pong (events queued before it are passed)."""
+    await client.send({"type": "ping"})
+    assert (await client.expect(lambda m: m["type"] != "bug_report"))["type"] == "pong"
 
 
 async def _wait_started(server: uvicorn.Server) -> None:
