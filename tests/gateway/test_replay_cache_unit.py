@@ -24,7 +24,7 @@ class Log:
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def replay(self, after_id: int, limit: int) -> list[Event]:
+    async def replay(self, after_id: int, limit: int = 1000) -> list[Event]:
         self.reads.append(after_id)
         await self.gate.wait()
         if after_id < self.oldest - 1:
@@ -35,7 +35,7 @@ class Log:
 async def test_clients_resuming_from_one_cursor_share_one_read_and_one_encoding() -> None:
     log = Log(last=30)
     log.gate.clear()
-    cache = ReplayCache(log.replay, batch_size=10)
+    cache = ReplayCache(log, batch_size=10)
     readers = [asyncio.create_task(cache.after(5)) for _ in range(50)]
     await asyncio.sleep(0.01)
     log.gate.set()
@@ -51,7 +51,7 @@ async def test_clients_resuming_from_one_cursor_share_one_read_and_one_encoding(
 
 async def test_a_partial_batch_is_kept_and_the_next_read_goes_on_after_it() -> None:
     log = Log(last=12)
-    cache = ReplayCache(log.replay, batch_size=10)
+    cache = ReplayCache(log, batch_size=10)
     assert [e.event_id for e, _ in await cache.after(8)] == [9, 10, 11, 12]
     log.events.append(event(13))  # committed later
     assert [e.event_id for e, _ in await cache.after(8)] == [9, 10, 11, 12]
@@ -60,7 +60,7 @@ async def test_a_partial_batch_is_kept_and_the_next_read_goes_on_after_it() -> N
 
 async def test_nothing_yet_is_not_remembered() -> None:
     log = Log(last=12)
-    cache = ReplayCache(log.replay, batch_size=10)
+    cache = ReplayCache(log, batch_size=10)
     assert await cache.after(12) == []
     log.events.append(event(13))
     assert [e.event_id for e, _ in await cache.after(12)] == [13]
@@ -69,7 +69,7 @@ async def test_nothing_yet_is_not_remembered() -> None:
 
 async def test_a_gap_reaches_every_waiter_and_is_not_remembered() -> None:
     log = Log(last=30, oldest=20)
-    cache = ReplayCache(log.replay, batch_size=10)
+    cache = ReplayCache(log, batch_size=10)
     for _ in range(2):
         with pytest.raises(GapError):
             await cache.after(3)
@@ -78,7 +78,7 @@ async def test_a_gap_reaches_every_waiter_and_is_not_remembered() -> None:
 
 async def test_at_most_max_batches_are_kept_least_recently_used_first_out() -> None:
     log = Log(last=100)
-    cache = ReplayCache(log.replay, batch_size=5, max_batches=3)
+    cache = ReplayCache(log, batch_size=5, max_batches=3)
     for cursor in (0, 10, 20):
         await cache.after(cursor)
     await cache.after(0)  # used again: 10 is now the oldest

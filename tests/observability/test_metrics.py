@@ -135,4 +135,6 @@ async def test_rest_errors_failed_logins_and_refused_upgrades_are_counted(
         assert value(s, "bugstream_ws_connects_total", result="accepted") == 0
         # No `_created` series: half the series, nothing lost.
         assert not [name for name, _ in s if name.endswith("_created")]
-        assert value(s, "bugstream_db_pool_max_overflow") >= 0
+        # The test database's pool: create_engine's defaults (10 + 10), on both backends.
+        assert value(s, "bugstream_db_pool_size") == 10
+        assert value(s, "bugstream_db_pool_max_overflow") == 10

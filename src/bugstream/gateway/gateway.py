@@ -95,7 +95,7 @@ class Gateway:
             telemetry=self.telemetry,
         )
         self.limiter = RateLimiter(config.rate_capacity, config.rate_refill_per_second, clock)
-        self.replays = ReplayCache(lambda after_id, limit: self.bus.replay(after_id, limit))
+        self.replays = ReplayCache(bus)
         self.load_access = AccessLoader(
             lambda user_id: load_access(ctx, user_id), concurrency=config.access_load_concurrency
         )
@@ -112,7 +112,6 @@ class Gateway:
         self._sweeper: asyncio.TimerHandle | None = None
         self.accepting = True
         self._pending_opens = 0
-        self.replayed_total = 0
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -482,7 +481,6 @@ class Gateway:
             return
         finally:
             self.hub.release(conn)
-        self.replayed_total += replayed
         self.telemetry.replay(replayed, resync)
         if request_id is not None:
             result = {"replayed": replayed, "resync_required": resync, "latest_event_id": upto}

@@ -125,7 +125,6 @@ class Hub:
         self._access_log_floor = position
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
-        self.delivered_total = 0
         self._connection_count = 0
 
     # ---- connections ------------------------------------------------------------------
@@ -375,12 +374,9 @@ class Hub:
         conn.pending_bytes += len(frame)
         self._mark_dirty(conn)
 
-    def send_event(self, conn: Connection, event: Event) -> None:
-        """Queue one event for one connection (a replay), in order with its other events."""
-        self.send_outgoing(conn, outgoing(event))
-
     def send_outgoing(self, conn: Connection, item: Outgoing) -> None:
-        """`send_event` with the event's frame already encoded (shared by many replays)."""
+        """Queue one encoded event for one connection (a replay), in order with its other
+        events; the frame is shared by every connection it is replayed to."""
         self._enqueue(conn, item, len(item[0]))
 
     def _enqueue(self, conn: Connection, item: Outgoing, size: int) -> None:
@@ -388,7 +384,6 @@ class Hub:
             return
         conn.pending.append(item)
         conn.pending_bytes += size
-        self.delivered_total += 1
         if not conn.dirty:
             self._mark_dirty(conn)
 

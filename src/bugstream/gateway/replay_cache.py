@@ -15,19 +15,24 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from bugstream.domain.events import Event
 from bugstream.gateway.connection import Outgoing
 from bugstream.gateway.hub import outgoing
 
-Fetch = Callable[[int, int], Awaitable[list[Event]]]
 Batch = list[tuple[Event, Outgoing]]
 
 
+class Log(Protocol):
+    """The part of the bus a replay reads."""
+
+    async def replay(self, after_id: int, limit: int = ...) -> list[Event]: ...
+
+
 class ReplayCache:
-    def __init__(self, fetch: Fetch, *, batch_size: int = 500, max_batches: int = 64) -> None:
-        self._fetch = fetch
+    def __init__(self, log: Log, *, batch_size: int = 500, max_batches: int = 64) -> None:
+        self._log = log
         self.batch_size = batch_size
         self._max_batches = max_batches
         self._batches: OrderedDict[int, Batch] = OrderedDict()
@@ -50,7 +55,7 @@ class ReplayCache:
         return await asyncio.shield(future)
 
     async def _load(self, cursor: int) -> Batch:
-        events = await self._fetch(cursor, self.batch_size)
+        events = await self._log.replay(cursor, self.batch_size)
         batch = [(event, outgoing(event)) for event in events]
         if batch:  # an empty answer may not stay empty
             self._batches[cursor] = batch
