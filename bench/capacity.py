@@ -23,17 +23,16 @@ from common import (
     ServerProcess,
     Users,
     WSClient,
+    add_run_options,
     baseline_server,
+    begin_run,
     bugstream_server,
     close_all,
     connect_all,
-    environment,
     free_port,
-    make_workdir,
     print_table,
-    raise_nofile,
+    run_benchmark,
     seed,
-    write_json,
 )
 
 
@@ -101,10 +100,7 @@ async def measure(
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    raise_nofile()
-    workdir = make_workdir("capacity")
-    env = environment()
-    print(f"workdir {workdir}; load average {env['loadavg_at_start']}")
+    workdir, env = begin_run("capacity")
     n_users = math.ceil(max(args.clients) / args.per_user)
     db_url = f"sqlite+aiosqlite:///{workdir / 'bugstream.db'}"
     users = Users(await seed(db_url, workdir, n_users), args.per_user)
@@ -145,15 +141,8 @@ def main() -> None:
     parser.add_argument("--per-user", type=int, default=5, help="connections per seeded user")
     parser.add_argument("--hold", type=float, default=40.0, help="idle seconds after connecting")
     parser.add_argument("--settle", type=float, default=3.0)
-    parser.add_argument(
-        "--servers", nargs="+", default=["bugstream", "baseline"], choices=["bugstream", "baseline"]
-    )
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--json")
-    args = parser.parse_args()
-    data = asyncio.run(main_async(args))
-    report(data)
-    write_json(args.json, data)
+    add_run_options(parser)
+    run_benchmark(parser, main_async, report)
 
 
 if __name__ == "__main__":

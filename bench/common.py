@@ -8,6 +8,7 @@ process, and are the same code for bugstream and for the FastAPI baseline.
 
 from __future__ import annotations
 
+import argparse
 import array
 import asyncio
 import base64
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -665,6 +666,36 @@ async def wait_until(cond: Callable[[], bool], wait_s: float, step: float = 0.01
             return True
         await asyncio.sleep(step)
     return cond()
+
+
+def begin_run(prefix: str) -> tuple[Path, dict[str, Any]]:
+    """Every run's start: enough file descriptors, a work dir, the environment (printed)."""
+    raise_nofile()
+    workdir = make_workdir(prefix)
+    env = environment()
+    print(f"workdir {workdir}; load average {env['loadavg_at_start']}")
+    return workdir, env
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark takes: which servers, keep the work dir, JSON output."""
+    parser.add_argument(
+        "--servers", nargs="+", default=["bugstream", "baseline"], choices=["bugstream", "baseline"]
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (server logs)")
+    parser.add_argument("--json", help="write the results here")
+
+
+def run_benchmark(
+    parser: argparse.ArgumentParser,
+    main_async: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
+    report: Callable[[dict[str, Any]], None],
+) -> None:
+    """Parse the options, run, print the tables, write the JSON."""
+    args = parser.parse_args()
+    data = asyncio.run(main_async(args))
+    report(data)
+    write_json(args.json, data)
 
 
 def raise_nofile() -> None:

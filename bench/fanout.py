@@ -26,21 +26,20 @@ from common import (
     ServerProcess,
     Users,
     WSClient,
+    add_run_options,
     baseline_server,
+    begin_run,
     bugstream_server,
     close_all,
     connect_all,
     create_postgres_db,
-    environment,
     flush_redis,
     free_port,
     latency_summary,
-    make_workdir,
     print_table,
-    raise_nofile,
+    run_benchmark,
     seed,
     wait_until,
-    write_json,
 )
 
 
@@ -175,10 +174,7 @@ async def run_target(
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    raise_nofile()
-    workdir = make_workdir("fanout")
-    env = environment()
-    print(f"workdir {workdir}; load average {env['loadavg_at_start']}")
+    workdir, env = begin_run("fanout")
     n_users = math.ceil(args.clients / args.per_user)
     bus_url: str | None = None
     if args.postgres:
@@ -266,17 +262,10 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200, help="events in the burst")
     parser.add_argument("--burst-concurrency", type=int, default=8)
     parser.add_argument("--drain-timeout", type=float, default=120.0)
-    parser.add_argument(
-        "--servers", nargs="+", default=["bugstream", "baseline"], choices=["bugstream", "baseline"]
-    )
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis bus")
     parser.add_argument("--redis-db", type=int, default=13)
-    parser.add_argument("--keep", action="store_true", help="keep the work dir (server logs)")
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
-    data = asyncio.run(main_async(args))
-    report(data)
-    write_json(args.json, data)
+    add_run_options(parser)
+    run_benchmark(parser, main_async, report)
 
 
 if __name__ == "__main__":

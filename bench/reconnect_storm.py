@@ -39,20 +39,19 @@ from common import (
     ServerProcess,
     Users,
     WSClient,
+    add_run_options,
     baseline_server,
+    begin_run,
     bugstream_server,
     close_all,
     connect_all,
     create_postgres_db,
-    environment,
     flush_redis,
     free_port,
-    make_workdir,
     print_table,
-    raise_nofile,
+    run_benchmark,
     seed,
     wait_until,
-    write_json,
 )
 
 from bugstream.client.backoff import Backoff
@@ -321,10 +320,7 @@ async def run_target(
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    raise_nofile()
-    workdir = make_workdir("storm")
-    env = environment()
-    print(f"workdir {workdir}; load average {env['loadavg_at_start']}")
+    workdir, env = begin_run("storm")
     db_url = await create_postgres_db(args.database)
     bus_url = await flush_redis(args.redis_db)
     t = time.monotonic()
@@ -405,15 +401,8 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=180.0)
     parser.add_argument("--database", default="bench_storm")
     parser.add_argument("--redis-db", type=int, default=13)
-    parser.add_argument(
-        "--servers", nargs="+", default=["bugstream", "baseline"], choices=["bugstream", "baseline"]
-    )
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--json")
-    args = parser.parse_args()
-    data = asyncio.run(main_async(args))
-    report(data)
-    write_json(args.json, data)
+    add_run_options(parser)
+    run_benchmark(parser, main_async, report)
 
 
 if __name__ == "__main__":
