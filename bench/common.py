@@ -467,7 +467,8 @@ class WSClient(asyncio.Protocol):
         )
         self.transport.write(request.encode())
         try:
-            return await asyncio.wait_for(self.welcome, wait_s)
+            async with asyncio.timeout(wait_s):
+                return await self.welcome
         except BaseException:
             self.transport.abort()
             raise

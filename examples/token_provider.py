@@ -61,7 +61,8 @@ async def stay_connected(url: str, username: str, password: str, seconds: float)
                 print(f"#{event.event_id} {event.name}", flush=True)
 
         with contextlib.suppress(TimeoutError):  # stop after `seconds`
-            await asyncio.wait_for(print_events(), seconds)
+            async with asyncio.timeout(seconds):
+                await print_events()
         same = "the same connection" if client.connection_id == connection else "reconnected"
         print(f"after {seconds:g} s: {fetched} tokens, {same} ({client.connection_id})")
 

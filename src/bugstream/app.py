@@ -286,7 +286,8 @@ class Runtime:
                 continue
             started = time.monotonic()
             try:
-                await asyncio.wait_for(stop(), grace)
+                async with asyncio.timeout(grace):
+                    await stop()
             except TimeoutError:
                 log.warning("shutdown: stopping the %s took over %.0f s; abandoned", name, grace)
             except Exception:

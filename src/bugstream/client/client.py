@@ -700,7 +700,8 @@ class Client:
                         }
                     )
                 )
-                result = await asyncio.wait_for(future, self._command_timeout)
+                async with asyncio.timeout(self._command_timeout):
+                    result = await future
             except (ConnectionClosed, ConnectionLost, ClientError):
                 return
             except BugstreamError as exc:

@@ -264,5 +264,7 @@ class CaptureWorker:
                     log.info("captured %d outside changes", processed)
             except Exception:
                 log.exception("change capture failed; retrying")
+            # Not wait_for: it can swallow stop()'s cancel on Python 3.11 (store/relay.py).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._wakeup.wait()

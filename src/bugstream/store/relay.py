@@ -97,5 +97,8 @@ class OutboxRelay:
                 # The database or the bus is briefly away: keep the position and retry.
                 log.exception("relay pass failed; retrying")
                 await asyncio.sleep(self._poll_interval)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when a
+            # cancel arrives just as the wakeup does, so stop() would wait forever (gh-86296).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wakeup.wait()
