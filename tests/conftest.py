@@ -28,6 +28,7 @@ from bugstream.store.database import Database, create_engine
 from bugstream.store.tables import metadata
 from tests.support.clock import FakeClock
 from tests.support.factory import Factory
+from tests.support.hangs import start_timer
 
 if TYPE_CHECKING:
     from tests.support.redis import ThrowawayRedis
@@ -42,6 +43,16 @@ def skip_or_fail(reason: str) -> NoReturn:
     if os.environ.get(REQUIRE_SERVICES_ENV) == "1":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool:
+    """A test over its time limit prints its pending asyncio tasks and ends the run
+    (tests/support/hangs.py)."""
+    if settings.timeout <= 0:
+        return False  # no limit for this test: let pytest-timeout do nothing
+    start_timer(item, settings)
+    return True
 
 
 def run_blocking(coro: Coroutine[Any, Any, None]) -> None:

@@ -263,4 +263,3 @@ async def test_writers_ordered_by_the_outbox_lock_do_not_deadlock_on_row_locks(
             await holder.close()
         done = await asyncio.wait_for(asyncio.gather(comment, edit, return_exceptions=True), 10)
         assert [type(r).__name__ for r in done] == ["Result", "Result"], done
-
