@@ -1,5 +1,6 @@
 """The service's background loops (the outbox relay, change capture) stop when asked, whatever
-moment the request arrives at.
+moment the request arrives at, and whatever the code they run does with a cancel
+(bugstream/background.py).
 
 A commit's wakeup and a shutdown's cancel can reach a loop in the same few event-loop turns.
 On Python 3.11 `asyncio.wait_for` then returned normally and dropped the cancel: the loop
@@ -14,6 +15,7 @@ from typing import Protocol
 
 import pytest
 
+from bugstream.background import cancel_and_wait
 from bugstream.bus.memory import MemoryBus
 from bugstream.services.capture import CaptureWorker
 from bugstream.services.context import ServiceContext
@@ -49,3 +51,61 @@ async def test_stop_ends_the_loop_even_when_it_coincides_with_a_wakeup(
         stopping = asyncio.create_task(loop.stop())
         done, _ = await asyncio.wait({stopping}, timeout=2)
         assert stopping in done, f"stop() hung with the wakeup {turns} loop turns before it"
+
+
+class Stubborn:
+    """Polls like a loop whose library swallows the first `swallow` cancels it gets."""
+
+    def __init__(self, swallow: int) -> None:
+        self.swallow = swallow
+        self.ended = False
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if self.swallow == 0:
+                    self.ended = True
+                    raise
+                self.swallow -= 1
+
+
+async def test_a_task_that_swallows_cancels_is_cancelled_again_until_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = Stubborn(swallow=2)
+    task = asyncio.create_task(loop.run(), name="stubborn-loop")
+    await asyncio.sleep(0.02)
+    async with asyncio.timeout(5):
+        await cancel_and_wait(task, recancel_after=0.05)
+    assert task.cancelled() and loop.ended
+    assert "stubborn-loop ignored 2 cancel(s) before it stopped" in caplog.text
+
+
+async def test_the_callers_own_deadline_is_not_swallowed() -> None:
+    """A shutdown step with a time limit must hit it (and report the part as abandoned), not
+    return as if the part had stopped."""
+    loop = Stubborn(swallow=1_000_000)
+    task = asyncio.create_task(loop.run())
+    await asyncio.sleep(0.02)  # running (a task cancelled before its first step just ends)
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await cancel_and_wait(task, recancel_after=0.05)
+        assert not task.done()  # it really was still running
+    finally:
+        loop.swallow = 0
+        await cancel_and_wait(task)
+    assert loop.ended
+
+
+async def test_a_task_that_already_ended_is_left_as_it_is() -> None:
+    async def quick() -> int:
+        return 7
+
+    task = asyncio.create_task(quick())
+    await task
+    await cancel_and_wait(task)
+    await cancel_and_wait(None)
+    assert task.result() == 7

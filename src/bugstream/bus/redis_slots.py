@@ -10,10 +10,11 @@ connections stop counting after at most `ttl` seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from redis.asyncio import Redis
+
+from bugstream.background import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,5 @@ class RedisSlots:
                 log.exception("renewing connection leases failed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
+        self._task = None

@@ -9,7 +9,6 @@ through the hub's per-connection queues.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -19,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bugstream.auth.tokens import TokenConfig, verify_token
+from bugstream.background import cancel_and_wait
 from bugstream.bus.base import Bus, GapError
 from bugstream.domain.errors import (
     AuthError,
@@ -147,10 +147,8 @@ class Gateway:
             self.revoke(conn, CloseCode.GOING_AWAY, "server shutting down")
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._consumer is not None:
-            self._consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._consumer
+        await cancel_and_wait(self._consumer)
+        self._consumer = None
         for task in list(self._tasks):
             task.cancel()
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from bugstream.background import cancel_and_wait
 from bugstream.observability.metrics import PrometheusTelemetry
 
 log = logging.getLogger("bugstream.performance")
@@ -33,10 +33,8 @@ class PerformanceSummary:
         self._task = asyncio.create_task(self._run(), name="bugstream-performance-summary")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def line(self) -> dict[str, object]:
         """The summary's fields, measured since the previous call."""

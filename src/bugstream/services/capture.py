@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, text
 
+from bugstream.background import cancel_and_wait
 from bugstream.domain.enums import NotificationType
 from bugstream.domain.events import EventName, PendingEvent
 from bugstream.domain.models import BugReport, Comment, Membership, Project, User
@@ -250,10 +251,8 @@ class CaptureWorker:
         self._task = asyncio.create_task(self._run(), name="bugstream-capture")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

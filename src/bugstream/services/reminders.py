@@ -9,10 +9,10 @@ the sweep, each bug gets at most one reminder per period.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
+from bugstream.background import cancel_and_wait
 from bugstream.domain.enums import NotificationType
 from bugstream.domain.errors import Conflict, Forbidden, NotFound
 from bugstream.domain.events import Event
@@ -89,11 +89,8 @@ class ReminderScheduler:
         self._task = asyncio.create_task(self._run(), name="bugstream-reminders")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

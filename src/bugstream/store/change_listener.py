@@ -16,6 +16,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from bugstream.background import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "bugstream_changes"
@@ -32,10 +34,8 @@ class ChangeListener:
         self._task = asyncio.create_task(self._run(), name="bugstream-change-listener")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def _notified(self, *_args: Any) -> None:
         self._on_change()

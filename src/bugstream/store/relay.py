@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from bugstream.background import cancel_and_wait
 from bugstream.domain.events import Event
 from bugstream.store.database import Database
 from bugstream.store.outbox import latest_event_id, read_events_after
@@ -64,11 +65,8 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="bugstream-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def drain(self) -> int:
         """Publish everything committed so far; the number of events published."""

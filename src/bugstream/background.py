@@ -1,0 +1,40 @@
+"""Stopping the service's background tasks (relay, change capture, reminders, leases...).
+
+The usual `task.cancel(); with suppress(CancelledError): await task` has two traps:
+- the suppress swallows a cancel aimed at the *caller* as well: a shutdown step that runs
+  over its time limit is cancelled, the suppress eats it, and the step "finishes" late while
+  the task it was stopping still runs;
+- a library that swallows the task's cancel (Python 3.11's `asyncio.wait_for` does when the
+  thing it waits for finishes in the same loop turns; redis-py and others use it) leaves the
+  task running, and the await never returns.
+`cancel_and_wait` lets the caller's cancel through and repeats the task's cancel until the
+task has ended, logging how many it ignored (docs/design.md, "Background loops").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: How long a cancelled task gets to end (its cleanup included) before it is cancelled again.
+RECANCEL_AFTER_SECONDS = 1.0
+
+
+async def cancel_and_wait(
+    task: asyncio.Task[Any] | None, *, recancel_after: float = RECANCEL_AFTER_SECONDS
+) -> None:
+    """Cancel `task` and return once it has ended (at once if it already had)."""
+    if task is None:
+        return
+    cancels = 0
+    while not task.done():
+        task.cancel()
+        cancels += 1
+        await asyncio.wait({task}, timeout=recancel_after)
+    if cancels > 1:
+        log.warning("%s ignored %d cancel(s) before it stopped", task.get_name(), cancels - 1)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s had failed", task.get_name(), exc_info=task.exception())
