@@ -20,7 +20,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 #: How long a cancelled task gets to end (its cleanup included) before it is cancelled again.
-RECANCEL_AFTER_SECONDS = 1.0
+RECANCEL_AFTER_SECONDS = 0.25
 
 
 async def cancel_and_wait(
