@@ -81,6 +81,7 @@ async def test_a_task_that_swallows_cancels_is_cancelled_again_until_it_ends(
         await cancel_and_wait(task, recancel_after=0.05)
     assert task.cancelled() and loop.ended
     assert "stubborn-loop ignored 2 cancel(s) before it stopped" in caplog.text
+    assert "test_background_loops.py" in caplog.text and " run" in caplog.text  # where
 
 
 async def test_the_callers_own_deadline_is_not_swallowed() -> None:

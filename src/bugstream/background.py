@@ -30,11 +30,31 @@ async def cancel_and_wait(
     if task is None:
         return
     cancels = 0
+    ignored_at: list[str] = []
     while not task.done():
+        if cancels:
+            ignored_at.append(_where(task))
         task.cancel()
         cancels += 1
         await asyncio.wait({task}, timeout=recancel_after)
-    if cancels > 1:
-        log.warning("%s ignored %d cancel(s) before it stopped", task.get_name(), cancels - 1)
+    if ignored_at:
+        log.warning(
+            "%s ignored %d cancel(s) before it stopped (running on at: %s)",
+            task.get_name(),
+            len(ignored_at),
+            "; ".join(ignored_at),
+        )
     if not task.cancelled() and task.exception() is not None:
         log.error("%s had failed", task.get_name(), exc_info=task.exception())
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    """Where the task is suspended (innermost three frames): where it went on after a cancel."""
+    frames = task.get_stack()[-3:]
+    return (
+        " < ".join(
+            f"{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno} {f.f_code.co_name}"
+            for f in reversed(frames)
+        )
+        or "?"
+    )
