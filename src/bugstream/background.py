@@ -49,12 +49,20 @@ async def cancel_and_wait(
 
 
 def _where(task: asyncio.Task[Any]) -> str:
-    """Where the task is suspended (innermost three frames): where it went on after a cancel."""
-    frames = task.get_stack()[-3:]
+    """Where the task is suspended, innermost frame first (at most three): where it went on
+    after a cancel. Follows the chain of awaited coroutines, which `Task.get_stack` does not."""
+    frames = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+        if frame is None:
+            break
+        frames.append(frame)
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
     return (
         " < ".join(
             f"{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno} {f.f_code.co_name}"
-            for f in reversed(frames)
+            for f in reversed(frames[-3:])
         )
         or "?"
     )
