@@ -10,16 +10,20 @@ polled on, `stop()` waited forever, and SIGTERM ended only when the shutdown gra
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import pytest
 
 from bugstream.background import cancel_and_wait
 from bugstream.bus.memory import MemoryBus
+from bugstream.domain.enums import Role
+from bugstream.domain.events import Event
 from bugstream.services.capture import CaptureWorker
 from bugstream.services.context import ServiceContext
 from bugstream.store.relay import OutboxRelay
+from tests.support.events import last_event_id
+from tests.support.factory import Factory
 
 
 class Loop(Protocol):
@@ -110,3 +114,34 @@ async def test_a_task_that_already_ended_is_left_as_it_is() -> None:
     await cancel_and_wait(task)
     await cancel_and_wait(None)
     assert task.result() == 7
+
+
+async def test_the_relay_ends_at_its_next_batch_when_code_under_it_drops_the_cancel(
+    factory: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """asyncpg and redis-py sometimes finish a call instead of raising the cancel (measured:
+    bench/stop_probe.py). Mid-pass, with batches still to go, the relay must not carry on."""
+    dev = await factory.user(Role.DEVELOPER)
+    project = await factory.project(dev)
+    for i in range(10):
+        await factory.bug(project, dev, title=f"bug {i}")
+    bus = MemoryBus()
+    dropped = 0
+
+    async def publish_dropping_a_cancel(events: Sequence[Event]) -> None:
+        nonlocal dropped
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            dropped += 1  # as such a library does: the call completes, the cancel is gone
+        await bus.publish(events)
+
+    relay = OutboxRelay(
+        factory.ctx.db, publish_dropping_a_cancel, bus.last_event_id, batch=1, poll_interval=60
+    )
+    relay.start()
+    await asyncio.sleep(0.02)  # inside the first batch's publish
+    await relay.stop()
+    assert dropped == 1
+    assert "ignored" not in caplog.text  # it ended by itself, before any second cancel
+    assert await bus.last_event_id() < await last_event_id(factory.ctx)  # it stopped mid-way

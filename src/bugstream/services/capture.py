@@ -243,19 +243,22 @@ class CaptureWorker:
         self._interval = interval
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         self._wakeup.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="bugstream-capture")
 
     async def stop(self) -> None:
+        self._stopping = True  # ends the loop even if a library drops the cancel (relay.py)
         await cancel_and_wait(self._task)
         self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wakeup.clear()
             try:
                 processed = await process_captured_changes(self._ctx)
@@ -263,6 +266,8 @@ class CaptureWorker:
                     log.info("captured %d outside changes", processed)
             except Exception:
                 log.exception("change capture failed; retrying")
+            if self._stopping:
+                return
             # Not wait_for: it can swallow stop()'s cancel on Python 3.11 (store/relay.py).
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):

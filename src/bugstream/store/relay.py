@@ -48,6 +48,7 @@ class OutboxRelay:
         self._batch = batch
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.published_total = 0
         #: The newest event id committed, as of the last pass.
         self.latest_committed = 0
@@ -62,9 +63,13 @@ class OutboxRelay:
         self._wakeup.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="bugstream-relay")
 
     async def stop(self) -> None:
+        # The flag as well as the cancel: code under a pass (asyncpg, redis-py) sometimes
+        # drops a cancel, and the loop then ends at its next check instead of passing on.
+        self._stopping = True
         await cancel_and_wait(self._task)
         self._task = None
 
@@ -76,7 +81,7 @@ class OutboxRelay:
             self.latest_committed = await latest_event_id(repos.conn)
         # The bus is the shared truth (several instances relay into it); ask it each pass.
         self.position = await self._position()
-        while True:
+        while not self._stopping:  # under constant writes a pass never runs out of batches
             async with self._db.read() as repos:
                 events = await read_events_after(repos.conn, self.position, self._batch)
             if not events:
@@ -85,9 +90,10 @@ class OutboxRelay:
             self.position = events[-1].event_id
             self.published_total += len(events)
             moved += len(events)
+        return moved
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wakeup.clear()
             try:
                 await self.drain()
@@ -95,6 +101,8 @@ class OutboxRelay:
                 # The database or the bus is briefly away: keep the position and retry.
                 log.exception("relay pass failed; retrying")
                 await asyncio.sleep(self._poll_interval)
+            if self._stopping:
+                return
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when a
             # cancel arrives just as the wakeup does, so stop() would wait forever (gh-86296).
             with contextlib.suppress(TimeoutError):
