@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -104,3 +105,34 @@ async def test_renewing_keeps_a_lease_past_its_first_term(instances: Instances) 
     assert not await other.acquire(1, "other", 1)
     await slots.release(1, "kept")
     assert await other.acquire(1, "other", 1)
+
+
+async def test_leases_lost_with_redis_data_count_again_after_the_next_renewal(
+    instances: Instances,
+) -> None:
+    """Redis restarted empty: the live connections must count again, or every user could open
+    the limit's worth of connections once more."""
+    slots, other = instances.new(), instances.new()
+    assert await slots.acquire(1, "live1", 2)
+    assert await slots.acquire(1, "live2", 2)
+    await instances.clients[0].delete(f"{instances.prefix}:conns:1")  # the data loss
+    await slots.renew()
+    assert not await other.acquire(1, "third", 2)
+
+
+async def test_a_connection_released_while_its_renewal_is_in_flight_is_not_re_added(
+    instances: Instances, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slots, other = instances.new(), instances.new()
+    assert await slots.acquire(1, "going", 1)
+    renew_script = slots._renew
+
+    async def released_first(**kwargs: Any) -> Any:
+        # The worst order: the renewal has its list, the release reaches Redis, then the
+        # renewal (which re-adds missing leases) does.
+        await slots.release(1, "going")
+        return await renew_script(**kwargs)
+
+    monkeypatch.setattr(slots, "_renew", released_first)
+    await slots.renew()
+    assert await other.acquire(1, "next", 1)

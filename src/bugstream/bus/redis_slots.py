@@ -5,6 +5,11 @@ Each user has a sorted set `<prefix>:conns:<user_id>` of connection ids scored b
 `limit` are live, atomically (one Lua script). Every instance renews the leases of its own
 connections every `ttl / 3` seconds; an instance that crashes stops renewing, so its
 connections stop counting after at most `ttl` seconds.
+
+Renewing re-adds a lease that is missing, so that after Redis lost its data (a restart without
+persistence) the live connections count again within `ttl / 3`, instead of letting each user
+open up to the limit anew. A connection released while its renewal was in flight could be
+re-added that way; renewal removes such leases again once it returns.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ _RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for i = 1, #KEYS do
-  redis.call('ZADD', KEYS[i], 'XX', now + tonumber(ARGV[1]), ARGV[i + 1])
+  redis.call('ZADD', KEYS[i], now + tonumber(ARGV[1]), ARGV[i + 1])
   redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[1]))
 end
 return #KEYS
@@ -73,6 +78,9 @@ class RedisSlots:
             chunk = held[start : start + 500]
             keys = [self._key(user_id) for _conn, user_id in chunk]
             await self._renew(keys=keys, args=[self._ttl_ms, *[conn for conn, _ in chunk]])
+            for conn, user_id in chunk:
+                if conn not in self._held:  # released meanwhile: undo its re-added lease
+                    await self._redis.zrem(self._key(user_id), conn)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="bugstream-slot-leases")
