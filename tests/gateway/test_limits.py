@@ -261,6 +261,24 @@ async def test_repeated_oversize_messages_block_the_address(factory: Factory) ->
         await pong(await live.connect(dev))
 
 
+async def test_block_seconds_zero_turns_blocking_off(factory: Factory) -> None:
+    dev = await factory.user(Role.DEVELOPER)
+    async with live_server(
+        factory.ctx,
+        ws_rate_limit_capacity=1,
+        ws_rate_limit_refill_per_second=0.01,
+        ws_abuse_threshold=2,
+        ws_block_seconds=0,
+    ) as live:
+        client = await live.connect(dev)
+        await pong(client)
+        for _ in range(5):  # far past the threshold: refused each time, never closed
+            await client.send({"type": "ping"})
+            assert (await client.next())["payload"]["code"] == "rate_limited"
+        assert client.ws.close_code is None
+        assert await handshake_status(live, live.token_for(dev)) == 101
+
+
 async def test_a_blocked_user_is_refused_from_another_address(factory: Factory) -> None:
     """Behind a proxy the client address is X-Forwarded-For: the user is blocked as well as
     the address they misbehaved from."""

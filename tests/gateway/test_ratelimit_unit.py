@@ -194,7 +194,9 @@ def test_sweep_forgets_expired_state_only() -> None:
     assert m.monitor.blocked_for("ip:a") == 0.0
 
 
-def test_zero_block_seconds_never_blocks_for_long() -> None:
+def test_zero_block_seconds_turns_blocking_off_but_still_reports_strikes() -> None:
     m = Monitor(threshold=1, block=0)
-    assert m.monitor.strike("ip:z", "x") is True
+    assert m.monitor.strike("ip:z", "x") is False
+    assert m.monitor.strike("ip:z", "x") is False
     assert m.monitor.blocked_for("ip:z") == 0.0
+    assert [kind for kind, _key, _details in m.reports] == ["strike", "strike"]

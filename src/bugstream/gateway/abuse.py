@@ -3,7 +3,8 @@
 Strikes are counted per key (an address `ip:<addr>` or a user `user:<id>`) in a sliding
 window; `threshold` strikes within `window` seconds block the key for `block_seconds`. A
 blocked address or user is refused at the handshake (HTTP 429). Every strike and block is
-reported to `on_security_event` (logged as a security event).
+reported to `on_security_event` (logged as a security event). `block_seconds=0` turns blocking
+off: strikes are still counted and reported, nothing is closed or refused for them.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class AbuseMonitor:
         while strikes and now - strikes[0] > self.window:
             strikes.popleft()
         self._report("strike", key, {**(context or {}), "kind": kind, "count": len(strikes)})
-        if len(strikes) >= self.threshold:
+        if len(strikes) >= self.threshold and self.block_seconds > 0:
             self._blocked_until[key] = now + self.block_seconds
             del self._strikes[key]
             self._report(
