@@ -78,8 +78,11 @@ class MemoryBus:
         return self._dropped_through + 1
 
     def _trim(self, now: float) -> None:
+        # Age never drops the newest event (as in the Redis log): a quiet log still lets a
+        # client resume from just before it.
         while self._events and (
-            len(self._events) > self._max_events or now - self._times[0] > self._max_age
+            len(self._events) > self._max_events
+            or (now - self._times[0] > self._max_age and len(self._events) > 1)
         ):
             self._dropped_through = self._ids.popleft()
             self._events.popleft()
