@@ -182,6 +182,24 @@ async def _bug_events(ctx: ServiceContext, tx: Transaction, change: Change) -> N
             await _notify_if_present(ctx, tx, NotificationType.BUG_ASSIGNED, bug, [bug.assignee_id])
 
 
+def _user_deletes_last(changes: list[Change]) -> list[Change]:
+    """The changes in order, except that a user's deletion moves after the other changes of
+    its transaction: PostgreSQL records the `ON DELETE SET NULL` on their bugs after the
+    delete, while the API emits the unassignments first, then `user.deleted`. Clients see
+    the same order either way."""
+    last_of_tx = {change.txid: i for i, change in enumerate(changes)}
+    deferred: dict[int, list[Change]] = {}
+    ordered: list[Change] = []
+    for i, change in enumerate(changes):
+        if change.table == "users" and change.op == "DELETE":
+            deferred.setdefault(change.txid, []).append(change)
+        else:
+            ordered.append(change)
+        if last_of_tx[change.txid] == i:
+            ordered.extend(deferred.pop(change.txid, []))
+    return ordered
+
+
 async def process_captured_changes(ctx: ServiceContext, *, batch: int = 500) -> int:
     """Turn pending captured changes into events; the number of changes processed."""
     total = 0
@@ -201,7 +219,7 @@ async def process_captured_changes(ctx: ServiceContext, *, batch: int = 500) -> 
             ).all()
             if not rows:
                 return total
-            changes = [Change(row) for row in rows]
+            changes = _user_deletes_last([Change(row) for row in rows])
             deleted: dict[int, dict[str, set[int]]] = {}
             deleted_bugs: dict[str, int] = {}
             for change in changes:
