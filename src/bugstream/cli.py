@@ -11,14 +11,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from bugstream.app import service_context, token_config
-from bugstream.auth.tokens import issue_token
 from bugstream.domain.enums import Role
 from bugstream.domain.errors import BugstreamError
-from bugstream.domain.models import UserCreate
-from bugstream.services.users import create_user
 from bugstream.settings import ConfigurationError, Settings
-from bugstream.store import migrate
+
+# The server's modules (FastAPI, SQLAlchemy, the gateway: ~3 s to import) are imported by the
+# commands that need them, so that `bugstream listen` and `--help` start at once.
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -37,6 +35,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _migrate(settings: Settings) -> int:
+    from bugstream.app import service_context
+    from bugstream.store import migrate
+
     ctx = service_context(settings)
     try:
         await migrate.upgrade(ctx.db.engine)
@@ -47,6 +48,11 @@ async def _migrate(settings: Settings) -> int:
 
 
 async def _create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from bugstream.app import service_context
+    from bugstream.domain.models import UserCreate
+    from bugstream.services.users import create_user
+    from bugstream.store import migrate
+
     password = args.password or getpass.getpass("password: ")
     ctx = service_context(settings)
     try:
@@ -62,6 +68,9 @@ async def _create_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _issue_token(args: argparse.Namespace, settings: Settings) -> int:
+    from bugstream.app import service_context, token_config
+    from bugstream.auth.tokens import issue_token
+
     ctx = service_context(settings)
     try:
         async with ctx.db.read() as repos:
