@@ -34,6 +34,7 @@ from bugstream.observability.http_metrics import RequestCounterMiddleware
 from bugstream.observability.metrics import PrometheusTelemetry, StateCollector, StateSources
 from bugstream.observability.summary import PerformanceSummary
 from bugstream.services.capture import CaptureWorker
+from bugstream.services.capture_backlog import CaptureBacklogProbe
 from bugstream.services.context import ServiceContext
 from bugstream.services.reminders import ReminderScheduler
 from bugstream.services.users import any_users, create_user
@@ -162,6 +163,7 @@ class Runtime:
         self.slots: RedisSlots | None = None
         self.capture: CaptureWorker | None = None
         self.listener: ChangeListener | None = None
+        self.capture_backlog: CaptureBacklogProbe | None = None
         self.scheduler = ReminderScheduler(ctx, interval=settings.reminder_interval_seconds)
 
     async def start(self) -> None:
@@ -215,6 +217,12 @@ class Runtime:
         self.summary.start()
         if settings.reminders_enabled:
             self.scheduler.start()
+        if ctx.db.dialect == "postgresql":
+            # Measured on every instance: with capture off everywhere, someone must notice.
+            self.capture_backlog = CaptureBacklogProbe(
+                ctx, interval=settings.change_capture_poll_seconds
+            )
+            self.capture_backlog.start()
         if ctx.db.dialect == "postgresql" and settings.change_capture_enabled:
             self.capture = CaptureWorker(ctx, interval=settings.change_capture_poll_seconds)
             self.capture.start()
@@ -262,6 +270,9 @@ class Runtime:
             relay_lag=self.relay_lag,
             relay_published=lambda: self.relay.position if self.relay else 0,
             pool=pool,
+            capture_oldest_pending=lambda: (
+                self.capture_backlog.value if self.capture_backlog else 0.0
+            ),
         )
 
     async def stop(self) -> None:
@@ -274,6 +285,7 @@ class Runtime:
             ("reminder scheduler", self.scheduler.stop),
             ("change listener", self.listener.stop if self.listener else None),
             ("change capture", self.capture.stop if self.capture else None),
+            ("capture backlog probe", self.capture_backlog.stop if self.capture_backlog else None),
             ("gateway", self.gateway.stop if self.gateway else None),
             ("connection slots", self.slots.stop if self.slots else None),
             ("relay", self.relay.stop if self.relay else None),

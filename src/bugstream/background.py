@@ -15,9 +15,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+class Periodic:
+    """Runs `step` every `interval` seconds, from `start()` until `stop()`. A step that fails
+    (the database briefly away) is logged as `failure` and the next one runs on time."""
+
+    def __init__(
+        self, name: str, step: Callable[[], Awaitable[None]], *, interval: float, failure: str
+    ) -> None:
+        self._name = name
+        self._step = step
+        self._interval = interval
+        self._failure = failure
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except Exception:
+                log.exception(self._failure)
+            await asyncio.sleep(self._interval)
+
 
 #: How long a cancelled task gets to end (its cleanup included) before it is cancelled again.
 RECANCEL_AFTER_SECONDS = 0.25

@@ -37,11 +37,14 @@ from bugstream.domain.models import (
     UserUpdate,
 )
 from bugstream.services import bugs, comments, projects, users
+from bugstream.services.capture import process_captured_changes
+from bugstream.services.capture_backlog import oldest_pending_age
 from bugstream.services.context import ServiceContext
 from bugstream.store.tables import captured_changes
 from tests.support.events import check_events, events_since, kinds, last_event_id
 from tests.support.factory import Factory
 from tests.support.live import Client, LiveServer, live_server
+from tests.support.metrics import scrape, value
 
 pytestmark = [
     pytest.mark.postgres,
@@ -539,3 +542,28 @@ async def test_changes_made_through_the_api_are_not_captured_again(factory: Fact
         got = await stream(member_ws)
         assert [(t, e) for t, e, _ in got] == kinds(events)
         assert [i for _, _, i in got] == ids(events)
+
+
+async def test_the_backlog_metric_shows_changes_waiting_when_no_instance_captures(
+    factory: Factory,
+) -> None:
+    """Capture off (on every instance): an outside change waits, its age grows on /metrics,
+    and it is processed, in order, once capture runs (the age is back to 0)."""
+    w = await World(factory).build()
+    metric = "bugstream_capture_oldest_pending_seconds"
+    async with live_server(
+        factory.ctx, change_capture_enabled=False, change_capture_poll_seconds=0.05
+    ) as live:
+        assert value(await scrape(live.http_url), metric) == 0.0
+        async with psql(factory.ctx) as sql:
+            await sql.execute("UPDATE projects SET name = 'renamed' WHERE id = $1", w.project.id)
+        deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
+        while (age := value(await scrape(live.http_url), metric)) < 0.5:
+            assert asyncio.get_running_loop().time() < deadline, f"age stayed at {age}"
+            await asyncio.sleep(0.05)
+        assert await oldest_pending_age(factory.ctx) >= age  # still waiting, still growing
+
+    mark = await last_event_id(factory.ctx)
+    assert await process_captured_changes(factory.ctx) == 1
+    assert kinds(await events_since(factory.ctx, mark)) == [("project", "updated")]
+    assert await oldest_pending_age(factory.ctx) == 0.0

@@ -165,6 +165,7 @@ class StateSources:
     relay_lag: Callable[[], int]
     relay_published: Callable[[], int]
     pool: Callable[[], tuple[int, int, int]]  # (size, max overflow, checked out)
+    capture_oldest_pending: Callable[[], float]
 
 
 class StateCollector(Collector):
@@ -215,4 +216,10 @@ class StateCollector(Collector):
         )
         yield GaugeMetricFamily(
             "bugstream_db_pool_checked_out", "Database connections in use", value=used
+        )
+        yield GaugeMetricFamily(
+            "bugstream_capture_oldest_pending_seconds",
+            "Age of the oldest outside database change not yet turned into events "
+            "(PostgreSQL change capture; 0 when none is pending, always 0 on SQLite)",
+            value=s.capture_oldest_pending(),
         )

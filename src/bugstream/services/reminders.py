@@ -8,11 +8,10 @@ the sweep, each bug gets at most one reminder per period.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
-from bugstream.background import cancel_and_wait
+from bugstream.background import Periodic
 from bugstream.domain.enums import NotificationType
 from bugstream.domain.errors import Conflict, Forbidden, NotFound
 from bugstream.domain.events import Event
@@ -77,28 +76,16 @@ async def remind_now(ctx: ServiceContext, actor: Actor, bug_id: int) -> Result[N
     return Result(notifications[0], tuple(tx.outbox.events))
 
 
-class ReminderScheduler:
+class ReminderScheduler(Periodic):
     """Runs `send_due_reminders` every `interval` seconds until stopped."""
 
     def __init__(self, ctx: ServiceContext, *, interval: float) -> None:
+        super().__init__(
+            "bugstream-reminders", self._sweep, interval=interval, failure="reminder sweep failed"
+        )
         self._ctx = ctx
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="bugstream-reminders")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                result = await send_due_reminders(self._ctx)
-                if result.value:
-                    log.info("sent %d reminders", len(result.value))
-            except Exception:
-                # A failed sweep (database briefly away) must not stop later ones.
-                log.exception("reminder sweep failed")
-            await asyncio.sleep(self._interval)
+    async def _sweep(self) -> None:
+        result = await send_due_reminders(self._ctx)
+        if result.value:
+            log.info("sent %d reminders", len(result.value))
