@@ -21,6 +21,7 @@ from bugstream.domain.enums import Role
 from bugstream.domain.events import Event
 from bugstream.services.capture import CaptureWorker
 from bugstream.services.context import ServiceContext
+from bugstream.services.reminders import ReminderScheduler
 from bugstream.store.relay import OutboxRelay
 from tests.support.events import last_event_id
 from tests.support.factory import Factory
@@ -41,7 +42,11 @@ def capture(ctx: ServiceContext) -> Loop:
     return CaptureWorker(ctx, interval=60)
 
 
-@pytest.mark.parametrize("make", [relay, capture], ids=["relay", "capture"])
+def reminders(ctx: ServiceContext) -> Loop:
+    return ReminderScheduler(ctx, interval=60)
+
+
+@pytest.mark.parametrize("make", [relay, capture, reminders], ids=["relay", "capture", "reminders"])
 async def test_stop_ends_the_loop_even_when_it_coincides_with_a_wakeup(
     ctx: ServiceContext, make: Callable[[ServiceContext], Loop]
 ) -> None:

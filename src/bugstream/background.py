@@ -1,4 +1,4 @@
-"""Stopping the service's background tasks (relay, change capture, reminders, leases...).
+"""The service's background loops, and stopping background tasks.
 
 The usual `task.cancel(); with suppress(CancelledError): await task` has two traps:
 - the suppress swallows a cancel aimed at the *caller* as well: a shutdown step that runs
@@ -14,6 +14,7 @@ task has ended, logging how many it ignored (docs/design.md, "Background loops")
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,33 +22,71 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-class Periodic:
-    """Runs `step` every `interval` seconds, from `start()` until `stop()`. A step that fails
-    (the database briefly away) is logged as `failure` and the next one runs on time."""
+class BackgroundLoop:
+    """Runs `step` every `interval` seconds, and at once when woken (`wake`), from `start()`
+    until `stop()`: the relay, change capture, reminders, lease renewal, the summary line.
+
+    - A failed step (the database briefly away) is logged on `log` as `failure`, and the
+      next one runs after `interval`, woken or not: a wake per commit must not turn an
+      outage into a busy retry loop.
+    - The wait is `asyncio.timeout`, not `wait_for`, which on Python 3.11 returns normally
+      when a cancel arrives with the wakeup (the cancel is lost).
+    - `stop()` sets `stopping` as well as cancelling: code under a step sometimes drops the
+      cancel (asyncpg, redis-py), and a step that checks `stopping` between its parts (the
+      relay's batches) ends anyway.
+    """
 
     def __init__(
-        self, name: str, step: Callable[[], Awaitable[None]], *, interval: float, failure: str
+        self,
+        name: str,
+        step: Callable[[], Awaitable[object]],
+        *,
+        interval: float,
+        log: logging.Logger,
+        failure: str,
+        first_after_interval: bool = False,
     ) -> None:
         self._name = name
         self._step = step
         self._interval = interval
+        self._log = log
         self._failure = failure
+        self._first_after_interval = first_after_interval
+        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.stopping = False
+
+    def wake(self) -> None:
+        """Run the step now instead of at the end of the interval."""
+        self._wakeup.set()
 
     def start(self) -> None:
+        self.stopping = False
         self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def stop(self) -> None:
+        self.stopping = True
         await cancel_and_wait(self._task)
         self._task = None
 
     async def _run(self) -> None:
-        while True:
+        if self._first_after_interval:
+            await self._idle()
+        while not self.stopping:
+            self._wakeup.clear()
             try:
                 await self._step()
             except Exception:
-                log.exception(self._failure)
-            await asyncio.sleep(self._interval)
+                self._log.exception(self._failure)
+                await asyncio.sleep(self._interval)
+                continue
+            if not self.stopping:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._interval):
+                await self._wakeup.wait()
 
 
 #: How long a cancelled task gets to end (its cleanup included) before it is cancelled again.

@@ -14,12 +14,11 @@ re-added that way; renewal removes such leases again once it returns.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from redis.asyncio import Redis
 
-from bugstream.background import cancel_and_wait
+from bugstream.background import BackgroundLoop
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +45,22 @@ return #KEYS
 """
 
 
-class RedisSlots:
+class RedisSlots(BackgroundLoop):
     def __init__(self, redis: Redis, *, ttl: float = 30.0, prefix: str = "bugstream") -> None:
+        super().__init__(
+            "bugstream-slot-leases",
+            self.renew,
+            interval=ttl / 3,
+            log=log,
+            failure="renewing connection leases failed",
+            first_after_interval=True,
+        )
         self._redis = redis
         self._ttl_ms = int(ttl * 1000)
         self._prefix = prefix
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self._held: dict[str, int] = {}  # connection id -> user id, on this instance
-        self._task: asyncio.Task[None] | None = None
 
     def _key(self, user_id: int) -> str:
         return f"{self._prefix}:conns:{user_id}"
@@ -81,18 +87,3 @@ class RedisSlots:
             for conn, user_id in chunk:
                 if conn not in self._held:  # released meanwhile: undo its re-added lease
                     await self._redis.zrem(self._key(user_id), conn)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="bugstream-slot-leases")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._ttl_ms / 3000)
-            try:
-                await self.renew()
-            except Exception:
-                log.exception("renewing connection leases failed")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None

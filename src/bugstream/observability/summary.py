@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 
-from bugstream.background import cancel_and_wait
+from bugstream.background import BackgroundLoop
 from bugstream.observability.metrics import PrometheusTelemetry
 
 log = logging.getLogger("bugstream.performance")
 
 
-class PerformanceSummary:
+class PerformanceSummary(BackgroundLoop):
     def __init__(
         self,
         telemetry: PrometheusTelemetry,
@@ -22,19 +21,18 @@ class PerformanceSummary:
         relay_lag: Callable[[], int],
         interval: float = 60.0,
     ) -> None:
+        super().__init__(
+            "bugstream-performance-summary",
+            self._log_line,
+            interval=interval,
+            log=log,
+            failure="performance summary failed",
+            first_after_interval=True,
+        )
         self._telemetry = telemetry
         self._connections = connections
         self._relay_lag = relay_lag
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
         self._last = (time.monotonic(), 0, 0)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="bugstream-performance-summary")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
 
     def line(self) -> dict[str, object]:
         """The summary's fields, measured since the previous call."""
@@ -54,7 +52,5 @@ class PerformanceSummary:
             "relay_lag_events": self._relay_lag(),
         }
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            log.info("performance summary", extra=self.line())
+    async def _log_line(self) -> None:
+        log.info("performance summary", extra=self.line())

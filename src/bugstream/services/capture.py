@@ -12,15 +12,13 @@ events keep the order of the changes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, select, text
 
-from bugstream.background import cancel_and_wait
+from bugstream.background import BackgroundLoop
 from bugstream.domain.enums import NotificationType
 from bugstream.domain.events import EventName, PendingEvent
 from bugstream.domain.models import BugReport, Comment, Membership, Project, User
@@ -253,40 +251,20 @@ async def process_captured_changes(ctx: ServiceContext, *, batch: int = 500) -> 
             return total
 
 
-class CaptureWorker:
+class CaptureWorker(BackgroundLoop):
     """Runs `process_captured_changes` when woken (NOTIFY) and every `interval` seconds."""
 
     def __init__(self, ctx: ServiceContext, *, interval: float = 1.0) -> None:
+        super().__init__(
+            "bugstream-capture",
+            self._process,
+            interval=interval,
+            log=log,
+            failure="change capture failed; retrying",
+        )
         self._ctx = ctx
-        self._interval = interval
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
 
-    def wake(self) -> None:
-        self._wakeup.set()
-
-    def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="bugstream-capture")
-
-    async def stop(self) -> None:
-        self._stopping = True  # ends the loop even if a library drops the cancel (relay.py)
-        await cancel_and_wait(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wakeup.clear()
-            try:
-                processed = await process_captured_changes(self._ctx)
-                if processed:
-                    log.info("captured %d outside changes", processed)
-            except Exception:
-                log.exception("change capture failed; retrying")
-            if self._stopping:
-                return
-            # Not wait_for: it can swallow stop()'s cancel on Python 3.11 (store/relay.py).
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await self._wakeup.wait()
+    async def _process(self) -> None:
+        processed = await process_captured_changes(self._ctx)
+        if processed:
+            log.info("captured %d outside changes", processed)

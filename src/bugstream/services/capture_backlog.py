@@ -10,11 +10,15 @@ so it stays cheap however large the backlog gets.
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import func, select
 
-from bugstream.background import Periodic
+from bugstream.background import BackgroundLoop
 from bugstream.services.context import ServiceContext
 from bugstream.store.tables import captured_changes
+
+log = logging.getLogger(__name__)
 
 
 async def oldest_pending_age(ctx: ServiceContext) -> float:
@@ -28,7 +32,7 @@ async def oldest_pending_age(ctx: ServiceContext) -> float:
     return max(0.0, float(seconds)) if seconds is not None else 0.0
 
 
-class CaptureBacklogProbe(Periodic):
+class CaptureBacklogProbe(BackgroundLoop):
     """Measures `oldest_pending_age` every `interval` seconds; `value` is the last reading."""
 
     def __init__(self, ctx: ServiceContext, *, interval: float) -> None:
@@ -36,6 +40,7 @@ class CaptureBacklogProbe(Periodic):
             "bugstream-capture-backlog",
             self._measure,
             interval=interval,
+            log=log,
             failure="reading the change-capture backlog failed",
         )
         self._ctx = ctx

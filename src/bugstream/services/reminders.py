@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from bugstream.background import Periodic
+from bugstream.background import BackgroundLoop
 from bugstream.domain.enums import NotificationType
 from bugstream.domain.errors import Conflict, Forbidden, NotFound
 from bugstream.domain.events import Event
@@ -76,12 +76,16 @@ async def remind_now(ctx: ServiceContext, actor: Actor, bug_id: int) -> Result[N
     return Result(notifications[0], tuple(tx.outbox.events))
 
 
-class ReminderScheduler(Periodic):
+class ReminderScheduler(BackgroundLoop):
     """Runs `send_due_reminders` every `interval` seconds until stopped."""
 
     def __init__(self, ctx: ServiceContext, *, interval: float) -> None:
         super().__init__(
-            "bugstream-reminders", self._sweep, interval=interval, failure="reminder sweep failed"
+            "bugstream-reminders",
+            self._sweep,
+            interval=interval,
+            log=log,
+            failure="reminder sweep failed",
         )
         self._ctx = ctx
 

@@ -14,12 +14,10 @@ catches events committed by other instances or other programs.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from bugstream.background import cancel_and_wait
+from bugstream.background import BackgroundLoop
 from bugstream.domain.events import Event
 from bugstream.store.database import Database
 from bugstream.store.outbox import latest_event_id, read_events_after
@@ -30,7 +28,7 @@ Publish = Callable[[Sequence[Event]], Awaitable[None]]
 Position = Callable[[], Awaitable[int]]
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundLoop):
     def __init__(
         self,
         db: Database,
@@ -40,15 +38,18 @@ class OutboxRelay:
         poll_interval: float = 0.5,
         batch: int = 500,
     ) -> None:
+        super().__init__(
+            "bugstream-relay",
+            self.drain,
+            interval=poll_interval,
+            log=log,
+            failure="relay pass failed; retrying",  # the database or the bus briefly away
+        )
         self._db = db
         self._publish = publish
         self._position = position
         self.position = 0
-        self._poll_interval = poll_interval
         self._batch = batch
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         self.published_total = 0
         #: The newest event id committed, as of the last pass.
         self.latest_committed = 0
@@ -58,21 +59,6 @@ class OutboxRelay:
         """Committed events not yet on the bus (as of the last pass)."""
         return max(0, self.latest_committed - self.position)
 
-    def wake(self) -> None:
-        """Something committed: look now instead of at the next poll."""
-        self._wakeup.set()
-
-    def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="bugstream-relay")
-
-    async def stop(self) -> None:
-        # The flag as well as the cancel: code under a pass (asyncpg, redis-py) sometimes
-        # drops a cancel, and the loop then ends at its next check instead of passing on.
-        self._stopping = True
-        await cancel_and_wait(self._task)
-        self._task = None
-
     async def drain(self) -> int:
         """Publish everything committed so far; the number of events published."""
         moved = 0
@@ -81,7 +67,8 @@ class OutboxRelay:
             self.latest_committed = await latest_event_id(repos.conn)
         # The bus is the shared truth (several instances relay into it); ask it each pass.
         self.position = await self._position()
-        while not self._stopping:  # under constant writes a pass never runs out of batches
+        # Under constant writes a pass never runs out of batches: stop() ends it in between.
+        while not self.stopping:
             async with self._db.read() as repos:
                 events = await read_events_after(repos.conn, self.position, self._batch)
             if not events:
@@ -91,20 +78,3 @@ class OutboxRelay:
             self.published_total += len(events)
             moved += len(events)
         return moved
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wakeup.clear()
-            try:
-                await self.drain()
-            except Exception:
-                # The database or the bus is briefly away: keep the position and retry.
-                log.exception("relay pass failed; retrying")
-                await asyncio.sleep(self._poll_interval)
-            if self._stopping:
-                return
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when a
-            # cancel arrives just as the wakeup does, so stop() would wait forever (gh-86296).
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll_interval):
-                    await self._wakeup.wait()
