@@ -1,6 +1,6 @@
-"""The service's background loops (the outbox relay, change capture) stop when asked, whatever
-moment the request arrives at, and whatever the code they run does with a cancel
-(bugstream/background.py).
+"""The service's background loops (bugstream/background.py: the outbox relay, change
+capture, reminders...) stop when asked, whatever moment the request arrives at, and whatever
+the code they run does with a cancel.
 
 A commit's wakeup and a shutdown's cancel can reach a loop in the same few event-loop turns.
 On Python 3.11 `asyncio.wait_for` then returned normally and dropped the cancel: the loop
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 import pytest
 
-from bugstream.background import cancel_and_wait
+from bugstream.background import BackgroundLoop, cancel_and_wait
 from bugstream.bus.memory import MemoryBus
 from bugstream.domain.enums import Role
 from bugstream.domain.events import Event
@@ -27,28 +26,22 @@ from tests.support.events import last_event_id
 from tests.support.factory import Factory
 
 
-class Loop(Protocol):
-    def start(self) -> None: ...
-    def wake(self) -> None: ...
-    async def stop(self) -> None: ...
-
-
-def relay(ctx: ServiceContext) -> Loop:
+def relay(ctx: ServiceContext) -> BackgroundLoop:
     bus = MemoryBus()
     return OutboxRelay(ctx.db, bus.publish, bus.last_event_id, poll_interval=60)
 
 
-def capture(ctx: ServiceContext) -> Loop:
+def capture(ctx: ServiceContext) -> BackgroundLoop:
     return CaptureWorker(ctx, interval=60)
 
 
-def reminders(ctx: ServiceContext) -> Loop:
+def reminders(ctx: ServiceContext) -> BackgroundLoop:
     return ReminderScheduler(ctx, interval=60)
 
 
 @pytest.mark.parametrize("make", [relay, capture, reminders], ids=["relay", "capture", "reminders"])
 async def test_stop_ends_the_loop_even_when_it_coincides_with_a_wakeup(
-    ctx: ServiceContext, make: Callable[[ServiceContext], Loop]
+    ctx: ServiceContext, make: Callable[[ServiceContext], BackgroundLoop]
 ) -> None:
     for turns in range(8):
         loop = make(ctx)
