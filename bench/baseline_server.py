@@ -69,7 +69,7 @@ async def publish(body: dict[str, Any]) -> dict[str, Any]:
         "payload": {
             "id": state["bug_id"],
             "title": body.get("title", ""),
-            "description": "",
+            "description": body.get("description", ""),
             "status": "open",
             "priority": "medium",
             "assignee_id": None,

@@ -24,7 +24,7 @@ from common import (
     Users,
     WSClient,
     add_run_options,
-    baseline_server,
+    baseline_kind_server,
     begin_run,
     bugstream_server,
     close_all,
@@ -51,7 +51,7 @@ async def measure(
             max_connections=max(10_000, n + 100),
         )
     else:
-        server = baseline_server(f"baseline-{n}", workdir, port)
+        server = baseline_kind_server(kind, f"{kind}-{n}", workdir, port)
     rec = Recorder()
     clients = [WSClient(i, rec) for i in range(n)]
     row: dict[str, Any] = {"server": kind, "clients": n}

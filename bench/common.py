@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import orjson
+import uvloop
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -49,6 +50,57 @@ def cpu_seconds(pid: int) -> float:
         stat = f.read()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process descended from it (e.g. `taskset`'s or `uv run`'s child)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, ()))
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of `pid` and all its descendants (threads included), in seconds."""
+    total = 0.0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(p)
+    return total
+
+
+def tree_write_calls(pid: int) -> int:
+    """write-type system calls (write, writev, ...; /proc/<pid>/io `syscw`) of the tree.
+
+    libuv (uvloop, Node) writes sockets with write/writev, so deliveries / data writes is the
+    frames per write of a libuv server.
+    """
+    total = 0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{p}/io") as f:
+            for line in f:
+                if line.startswith("syscw:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def pin_self(core: int | None) -> None:
+    """Run the bench process (clients and driver) on one core."""
+    if core is not None:
+        os.sched_setaffinity(0, {core})
 
 
 def rss_bytes(pid: int) -> int:
@@ -81,6 +133,8 @@ class ServerProcess:
     port: int
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    #: Pin the server to this core (`taskset -c`), None to let it float.
+    core: int | None = None
 
     @property
     def pid(self) -> int:
@@ -92,15 +146,20 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def cpu(self) -> float:
-        return cpu_seconds(self.pid)
+        """CPU seconds of the whole process tree."""
+        return tree_cpu_seconds(self.pid)
+
+    def write_calls(self) -> int:
+        return tree_write_calls(self.pid)
 
     def rss(self) -> int:
         return rss_bytes(self.pid)
 
     async def start(self, wait_s: float = 60.0) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115, ASYNC230 - the child's log
+        argv = self.argv if self.core is None else ["taskset", "-c", str(self.core), *self.argv]
         self.proc = subprocess.Popen(  # noqa: S603, ASYNC220 - our own interpreter and script
-            self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
         )
         log.close()
         deadline = time.monotonic() + wait_s
@@ -175,6 +234,26 @@ def baseline_server(name: str, data_dir: Path, port: int) -> ServerProcess:
     argv = [sys.executable, str(BENCH_DIR / "baseline_server.py"), "--port", str(port)]
     env = server_env({"BENCH_JWT_SECRET": SECRET})
     return ServerProcess(name, argv, env, port, data_dir / f"{name}.log")
+
+
+NODE_DIR = BENCH_DIR / "node_ws"
+
+
+def node_server(name: str, data_dir: Path, port: int) -> ServerProcess:
+    """Node's `ws` broadcast loop (bench/node_ws/server.mjs); installs its packages once."""
+    if not (NODE_DIR / "node_modules" / "ws").exists():
+        subprocess.run(["npm", "ci", "--silent"], cwd=NODE_DIR, check=True)  # noqa: S607
+        # npm ci, not install: the versions in package-lock.json
+    argv = ["node", str(NODE_DIR / "server.mjs"), "--port", str(port)]
+    env = server_env({"BENCH_JWT_SECRET": SECRET})
+    return ServerProcess(name, argv, env, port, data_dir / f"{name}.log")
+
+
+def baseline_kind_server(kind: str, name: str, data_dir: Path, port: int) -> ServerProcess:
+    """One of the baselines by its --servers name."""
+    if kind == "node":
+        return node_server(name, data_dir, port)
+    return baseline_server(name, data_dir, port)
 
 
 def make_workdir(prefix: str) -> Path:
@@ -294,12 +373,42 @@ class Recorder:
         self.deliveries = 0
         self.last_delivery = 0.0
         self.keep_history = False
+        #: Size of an event message as received (the JSON text, without the frame header).
+        self.event_bytes = 0
 
     def reset(self, phase: str) -> None:
         self.phase = phase
         self.latencies = array.array("d")
         self.deliveries = 0
         self.last_delivery = 0.0
+
+
+_EVENT_ID = b'"event_id":'
+_TITLE = b'"title":'
+_PREFIX = TITLE_PREFIX.encode()
+
+
+def _event_id(message: bytes) -> int | None:
+    """The event id of an event envelope (`..."event_id":N}`), None for other messages."""
+    at = message.rfind(_EVENT_ID)
+    if at < 0 or message[-1:] != b"}":
+        return None
+    try:
+        return int(message[at + len(_EVENT_ID) : -1])
+    except ValueError:
+        return None
+
+
+def _title_seq(message: bytes) -> int | None:
+    """The sequence number in a bench event's title (`"title":"bench N"`)."""
+    at = message.find(_TITLE)
+    if at < 0:
+        return None
+    start = message.find(b'"', at + len(_TITLE)) + 1  # json.dumps puts a space before it
+    if not message.startswith(_PREFIX, start):
+        return None
+    start += len(_PREFIX)
+    return int(message[start : message.find(b'"', start)])
 
 
 _KEY = base64.b64encode(b"bugstream-bench!").decode()
@@ -338,8 +447,7 @@ class WSClient(asyncio.Protocol):
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.welcome is not None and not self.welcome.done():
@@ -410,18 +518,21 @@ class WSClient(asyncio.Protocol):
             self.transport.close()
 
     def _message(self, payload: bytes, now: float) -> None:
-        msg = orjson.loads(payload)
-        eid = msg.get("event_id")
+        # Events are most of the traffic: read their two numbers without parsing the JSON, so
+        # that the client (one core for thousands of connections) keeps up with the servers.
+        # Every server under test ends its envelope with "event_id":N}.
+        eid = _event_id(payload)
         if eid is not None:
             if eid <= self.latest_event_id:
                 self.out_of_order += 1
             self.latest_event_id = eid
             self.events += 1
-            title = msg["payload"].get("title")
-            if not isinstance(title, str) or not title.startswith(TITLE_PREFIX):
+            seq = _title_seq(payload)
+            if seq is None:
                 return
-            seq = int(title[len(TITLE_PREFIX) :])
             rec = self.rec
+            if not rec.event_bytes:
+                rec.event_bytes = len(payload)
             t0 = rec.sent_at.get(seq)
             if t0 is not None:
                 rec.latencies.append(now - t0)
@@ -432,6 +543,7 @@ class WSClient(asyncio.Protocol):
                 self.h_eid.append(eid)
                 self.h_time.append(now)
             return
+        msg = orjson.loads(payload)
         kind = msg.get("type")
         if kind == "welcome":
             self.welcome_at = now
@@ -458,8 +570,8 @@ class WSClient(asyncio.Protocol):
         self.close_code = 0
         self.welcome = loop.create_future()
         self.closed = loop.create_future()
-        await loop.create_connection(lambda: self, host, port)
-        assert self.transport is not None
+        transport, _ = await loop.create_connection(lambda: self, host, port)
+        self.transport = transport  # uvloop calls connection_made a turn later
         request = (
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {_KEY}\r\n"
@@ -532,9 +644,17 @@ class Driver:
     """
 
     def __init__(
-        self, base_url: str, *, baseline: bool, token: str, project_id: int, rec: Recorder
+        self,
+        base_url: str,
+        *,
+        baseline: bool,
+        token: str,
+        project_id: int,
+        rec: Recorder,
+        description: str = "",
     ) -> None:
         self.baseline = baseline
+        self.description = description
         self.project_id = project_id
         self.rec = rec
         self.http = httpx.AsyncClient(
@@ -557,7 +677,11 @@ class Driver:
     async def one(self) -> None:
         self.seq += 1
         seq = self.seq
-        body = {"project_id": self.project_id, "title": f"{TITLE_PREFIX}{seq}"}
+        body = {
+            "project_id": self.project_id,
+            "title": f"{TITLE_PREFIX}{seq}",
+            "description": self.description,
+        }
         path = "/publish" if self.baseline else "/api/v1/bugs"
         self.rec.sent_at[seq] = time.monotonic()
         try:
@@ -678,10 +802,18 @@ def begin_run(prefix: str) -> tuple[Path, dict[str, Any]]:
     return workdir, env
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
+def add_run_options(
+    parser: argparse.ArgumentParser,
+    servers: Sequence[str] = ("bugstream", "baseline", "node"),
+    default: Sequence[str] = ("bugstream", "baseline"),
+) -> None:
     """The options every benchmark takes: which servers, keep the work dir, JSON output."""
     parser.add_argument(
-        "--servers", nargs="+", default=["bugstream", "baseline"], choices=["bugstream", "baseline"]
+        "--servers",
+        nargs="+",
+        default=list(default),
+        choices=list(servers),
+        help="baseline: FastAPI send_text loop; node: Node's ws broadcast",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (server logs)")
     parser.add_argument("--json", help="write the results here")
@@ -694,7 +826,9 @@ def run_benchmark(
 ) -> None:
     """Parse the options, run, print the tables, write the JSON."""
     args = parser.parse_args()
-    data = asyncio.run(main_async(args))
+    # uvloop: the clients' reads cost less, so the one client core keeps up longer.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        data = runner.run(main_async(args))
     report(data)
     write_json(args.json, data)
 

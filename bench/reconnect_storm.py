@@ -401,7 +401,7 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=180.0)
     parser.add_argument("--database", default="bench_storm")
     parser.add_argument("--redis-db", type=int, default=13)
-    add_run_options(parser)
+    add_run_options(parser, servers=("bugstream", "baseline"))
     run_benchmark(parser, main_async, report)
 
 
