@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from bugstream.domain.errors import Conflict
 from bugstream.store.outbox import OUTBOX_LOCK_KEY, OutboxWriter
 from bugstream.store.repositories import Repositories
+from bugstream.store.sqlite_inline import BUSY_TIMEOUT_MS, InlineConnection, create_inline_engine
+
+#: How long a write transaction waits for another process's SQLite write lock.
+SQLITE_LOCK_TIMEOUT_SECONDS = 10.0
 
 
 def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -22,10 +28,13 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     # Foreign keys are off by default in SQLite; cascades depend on them. WAL lets readers
-    # (the relay, REST reads) run while one writer commits.
+    # (the relay, REST reads) run while one writer commits. The busy timeout is short: the
+    # statements run on the event loop (store/sqlite_inline.py), and a wait for a writer is an
+    # asyncio sleep in _on_sqlite_begin. NORMAL: commits do not fsync, checkpoints do
+    # (docs/deployment.md, "Durability").
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -33,28 +42,39 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 def _on_sqlite_begin(conn: Any) -> None:
     # A write transaction takes the write lock up front: a deferred one that reads and then
     # writes fails with "database is locked" instead of waiting its turn.
+    # On the driver's connection: SQLAlchemy's execution machinery would cost more than BEGIN.
+    # A locked database raises here; InlineConnection.begin_write waits and tries again.
     immediate = conn.get_execution_options().get(WRITE_OPTION, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 WRITE_OPTION = "bugstream_write"
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    """An engine for `sqlite+aiosqlite://...` or `postgresql+asyncpg://...` URLs."""
+    """An engine for `sqlite:///...` (also written `sqlite+aiosqlite:///...`) or
+    `postgresql+asyncpg://...` URLs. SQLite runs on the event loop (store/sqlite_inline.py)."""
     parsed = make_url(url)
+    json: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if parsed.get_backend_name() == "sqlite":
+        engine: AsyncEngine
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             # A file database gets a queue pool like PostgreSQL's, sized by the same settings.
-            engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+            engine = create_inline_engine(
+                parsed, pool_size=pool_size, max_overflow=max_overflow, **json
+            )
         else:
-            engine = create_async_engine(url)
+            engine = create_inline_engine(parsed, **json)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, **json
     )
 
 
@@ -76,6 +96,9 @@ class Database:
         self.engine = engine
         #: Called after each commit that wrote events (e.g. to wake the relay at once).
         self.on_events_committed: list[Callable[[], None]] = []
+        # SQLite has one writer; its statements run on the event loop, so a second write
+        # transaction must wait here (an asyncio wait), never in SQLite's lock (a loop stall).
+        self._writer_lane: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     @classmethod
     def from_url(cls, url: str, **pool: int) -> Database:
@@ -88,9 +111,12 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """Commit on normal exit, roll back (events included) on any exception."""
-        async with self.engine.connect() as conn:
+        async with self._lane(), self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
-            await conn.begin()
+            if isinstance(conn, InlineConnection):
+                await conn.begin_write(SQLITE_LOCK_TIMEOUT_SECONDS)
+            else:
+                await conn.begin()
             transaction = Transaction(conn)
             if self.dialect == "postgresql":
                 # Marks the transaction as bugstream's own: the change-capture triggers skip
@@ -121,6 +147,14 @@ class Database:
         if transaction.outbox.events:
             for listener in self.on_events_committed:
                 listener()
+
+    def _lane(self) -> asyncio.Lock | nullcontext[None]:
+        if self.dialect != "sqlite":
+            return nullcontext()
+        loop = asyncio.get_running_loop()
+        if self._writer_lane is None or self._writer_lane[0] is not loop:
+            self._writer_lane = (loop, asyncio.Lock())
+        return self._writer_lane[1]
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Repositories]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bugstream.domain.events import Event, EventName, EventType, PendingEvent
@@ -45,16 +45,15 @@ class OutboxWriter:
         created_at = utcnow()
         event_id = (
             await self._conn.execute(
-                insert(outbox)
-                .values(
-                    type=pending.type.value,
-                    event=pending.event.value,
-                    payload=pending.payload,
-                    project_id=pending.project_id,
-                    user_id=pending.user_id,
-                    created_at=created_at,
-                )
-                .returning(outbox.c.id)
+                _INSERT,
+                {
+                    "type": pending.type.value,
+                    "event": pending.event.value,
+                    "payload": pending.payload,
+                    "project_id": pending.project_id,
+                    "user_id": pending.user_id,
+                    "created_at": created_at,
+                },
             )
         ).scalar_one()
         event = Event(
@@ -82,16 +81,25 @@ def row_to_event(row: Any) -> Event:
     )
 
 
+# Built once (building a statement costs more than running it on SQLite).
+_INSERT = insert(outbox).returning(outbox.c.id)
+_AFTER = (
+    select(outbox)
+    .where(outbox.c.id > bindparam("after_id"))
+    .order_by(outbox.c.id)
+    .limit(bindparam("limit"))
+)
+_LATEST = select(func.max(outbox.c.id))
+
+
 async def read_events_after(
     conn: AsyncConnection, after_id: int, limit: int = 1000
 ) -> Sequence[Event]:
     """Committed events with id > `after_id`, oldest first."""
-    rows = await conn.execute(
-        select(outbox).where(outbox.c.id > after_id).order_by(outbox.c.id).limit(limit)
-    )
+    rows = await conn.execute(_AFTER, {"after_id": after_id, "limit": limit})
     return [row_to_event(r) for r in rows]
 
 
 async def latest_event_id(conn: AsyncConnection) -> int:
-    value = (await conn.execute(select(func.max(outbox.c.id)))).scalar_one_or_none()
+    value = (await conn.execute(_LATEST)).scalar_one_or_none()
     return int(value or 0)

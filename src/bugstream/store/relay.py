@@ -14,6 +14,7 @@ catches events committed by other instances or other programs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -60,21 +61,33 @@ class OutboxRelay(BackgroundLoop):
         return max(0, self.latest_committed - self.position)
 
     async def drain(self) -> int:
-        """Publish everything committed so far; the number of events published."""
+        """Publish everything committed so far; the number of events published.
+
+        A pass costs one bus position and one read per batch: events committed while the
+        previous pass ran are published together, which is what lets the hub write them to
+        each client at once.
+        """
         moved = 0
-        # The database first: with the bus away, the lag (and its alert) still grows.
-        async with self._db.read() as repos:
-            self.latest_committed = await latest_event_id(repos.conn)
-        # The bus is the shared truth (several instances relay into it); ask it each pass.
-        self.position = await self._position()
-        # Under constant writes a pass never runs out of batches: stop() ends it in between.
-        while not self.stopping:
-            async with self._db.read() as repos:
-                events = await read_events_after(repos.conn, self.position, self._batch)
-            if not events:
-                return moved
-            await self._publish(events)
-            self.position = events[-1].event_id
-            self.published_total += len(events)
-            moved += len(events)
+        try:
+            # The bus is the shared truth (several instances relay into it); ask it each pass.
+            self.position = await self._position()
+            # Under constant writes a pass never runs out of batches: stop() ends it between.
+            while not self.stopping:
+                async with self._db.read() as repos:
+                    events = await read_events_after(repos.conn, self.position, self._batch)
+                if not events:
+                    break
+                self.latest_committed = max(self.latest_committed, events[-1].event_id)
+                await self._publish(events)
+                self.position = events[-1].event_id
+                self.published_total += len(events)
+                moved += len(events)
+                if len(events) < self._batch:
+                    break  # that was all (a further read would find nothing)
+        except Exception:
+            # With the bus away the lag (and its alert) must still grow: count what waits.
+            with contextlib.suppress(Exception):
+                async with self._db.read() as repos:
+                    self.latest_committed = await latest_event_id(repos.conn)
+            raise
         return moved

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bugstream.domain.enums import OPEN_BUG_STATUSES
@@ -61,16 +61,18 @@ class ProjectRepository(Repository[Project]):
         return (await self.conn.execute(query)).first() is not None
 
 
+_IS_MEMBER = select(memberships.c.user_id).where(
+    memberships.c.project_id == bindparam("project_id"),
+    memberships.c.user_id == bindparam("user_id"),
+)
+
+
 class MembershipRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
     async def is_member(self, project_id: int, user_id: int) -> bool:
-        row = await self.conn.execute(
-            select(memberships.c.user_id).where(
-                memberships.c.project_id == project_id, memberships.c.user_id == user_id
-            )
-        )
+        row = await self.conn.execute(_IS_MEMBER, {"project_id": project_id, "user_id": user_id})
         return row.first() is not None
 
     async def add(self, project_id: int, user_id: int, at: datetime) -> Membership:
