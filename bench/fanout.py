@@ -116,7 +116,7 @@ async def run_phase(
     rec.reset(name)
     ok_before = len(driver.ok)
     failed_before = sum(driver.failed.values())
-    cpu0, ccpu0, w0 = server.cpu(), client_cpu(), server.write_calls()
+    (u0, s0), ccpu0, w0 = server.cpu_split(), client_cpu(), server.write_calls()
     t0 = time.monotonic()
     await action()
     sent_done = time.monotonic()
@@ -124,10 +124,10 @@ async def run_phase(
     requests = committed + sum(driver.failed.values()) - failed_before
     expected = committed * len(clients)
     complete = await wait_until(lambda: rec.deliveries >= expected, drain_timeout)
-    cpu1, ccpu1, w1 = server.cpu(), client_cpu(), server.write_calls()
+    (u1, s1), ccpu1, w1 = server.cpu_split(), client_cpu(), server.write_calls()
     end = rec.last_delivery if rec.deliveries else time.monotonic()
     elapsed = max(end - t0, 1e-9)
-    server_cpu = cpu1 - cpu0
+    server_cpu = (u1 - u0) + (s1 - s0)
     data_writes = max(1.0, (w1 - w0) - writes_per_request * requests)
     return {
         "phase": name,
@@ -143,6 +143,8 @@ async def run_phase(
         "server_cpu_s": server_cpu,
         "server_cpu_util": server_cpu / elapsed,
         "cpu_us_per_msg": server_cpu / max(rec.deliveries, 1) * 1e6,
+        "user_us_per_msg": (u1 - u0) / max(rec.deliveries, 1) * 1e6,
+        "sys_us_per_msg": (s1 - s0) / max(rec.deliveries, 1) * 1e6,
         "write_calls": w1 - w0,
         "frames_per_write": rec.deliveries / data_writes,
         "client_cpu_util": (ccpu1 - ccpu0) / elapsed,
@@ -246,12 +248,13 @@ async def run_target(
         for name, action in phases:
             await asyncio.sleep(1.0)
             profiler = None
-            if args.profile and kind == "bugstream" and name.startswith("burst"):
-                profiler = Profiler(server.pid, Path(f"{args.profile}.txt"))
+            if args.profile and kind == "bugstream":
+                kind_of_phase = name.split()[0]  # paced / burst
+                profiler = Profiler(server.pid, Path(f"{args.profile}-{kind_of_phase}.txt"))
                 await asyncio.sleep(0.5)
             row = await run_phase(name, server, driver, rec, live, action, args.drain_timeout, wpr)
             if profiler is not None:
-                result["profile"] = await profiler.stop()
+                result.setdefault("profiles", {})[name] = await profiler.stop()
             rows.append(row)
         if kind == "bugstream":
             after = await bugstream_metrics(server)
@@ -263,6 +266,7 @@ async def run_target(
             )
             result["server_frames_per_write"] = frames / writes if writes else None
         result["phases"] = rows
+        result["failed_requests"] = dict(driver.failed)
         result["event_bytes"] = rec.event_bytes
         total = len(driver.ok) - calibration_events
         result["clients_missing_events"] = sum(1 for c in live if c.events < total)
@@ -323,6 +327,8 @@ def report(data: dict[str, Any]) -> None:
         "missing",
         "msgs_per_s",
         "cpu_us_per_msg",
+        "user_us_per_msg",
+        "sys_us_per_msg",
         "frames_per_write",
         "server_cpu_util",
         "client_cpu_util",
@@ -342,6 +348,7 @@ def report(data: dict[str, Any]) -> None:
             "handshake_cpu_ms": r["handshake_cpu_ms"],
             "rss_per_conn_kib": r["rss_per_conn_kib"],
             "server_frames_per_write": r.get("server_frames_per_write") or "",
+            "failed_requests": r.get("failed_requests") or "",
             "clients_missing_events": r["clients_missing_events"],
             "out_of_order": r["out_of_order"],
             "closed_during_run": r["closed_during_run"] or "",
@@ -352,10 +359,10 @@ def report(data: dict[str, Any]) -> None:
     ]
     print_table("Servers", info, list(info[0]))
     for r in data["results"]:
-        if r.get("profile"):
+        for phase, profile in r.get("profiles", {}).items():
             print_table(
-                f"Profile of {r['server']} in the burst (py-spy, % of samples, own time)",
-                [{"frame": f, "%": pct} for f, pct in r["profile"]],
+                f"Profile of {r['server']}, {phase} (py-spy, % of samples, own time)",
+                [{"frame": f, "%": pct} for f, pct in profile],
                 ["frame", "%"],
             )
 
@@ -380,7 +387,9 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--server-core", type=int, default=0, help="taskset core of the server")
     parser.add_argument("--client-core", type=int, default=1, help="core of this process")
-    parser.add_argument("--profile", help="py-spy bugstream in the burst; raw stacks to FILE.txt")
+    parser.add_argument(
+        "--profile", help="py-spy bugstream in each phase; raw stacks to FILE-paced.txt, ..."
+    )
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis bus")
     parser.add_argument("--redis-db", type=int, default=13)
     add_run_options(parser, default=("bugstream", "baseline", "node"))

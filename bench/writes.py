@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from common import (
+    HTTPError,
+    HTTPPool,
     ServerProcess,
     Users,
     add_run_options,
@@ -48,15 +49,7 @@ class Writers:
 
     def __init__(self, servers: list[ServerProcess], token: str, project_id: int) -> None:
         self.project_id = project_id
-        self.clients = [
-            httpx.AsyncClient(
-                base_url=s.http_url,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=30.0,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-            )
-            for s in servers
-        ]
+        self.clients = [HTTPPool(s.http_url, {"Authorization": f"Bearer {token}"}) for s in servers]
         self._next = itertools.cycle(self.clients)
         self.seq = 0
         self.latencies: list[float] = []
@@ -69,15 +62,15 @@ class Writers:
         client = next(self._next)
         t0 = time.monotonic()
         try:
-            response = await client.post("/api/v1/bugs", json=body)
-        except httpx.HTTPError as exc:
-            self.failed[type(exc).__name__] = self.failed.get(type(exc).__name__, 0) + 1
+            status, _ = await client.post("/api/v1/bugs", body)
+        except HTTPError as exc:
+            self.failed[str(exc)] = self.failed.get(str(exc), 0) + 1
             return
-        if response.status_code == 201:
+        if status == 201:
             self.ok += 1
             self.latencies.append(time.monotonic() - t0)
         else:
-            key = f"http {response.status_code}"
+            key = f"http {status}"
             self.failed[key] = self.failed.get(key, 0) + 1
 
     async def saturate(self, writers: int, seconds: float) -> None:
@@ -189,7 +182,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     servers,
                     writers,
                     lambda: writers.saturate(args.writers, args.seconds),
-                    args.profile,
+                    f"{args.profile}-saturate" if args.profile else None,
                 )
             )
             await asyncio.sleep(1.0)
@@ -200,7 +193,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         servers,
                         writers,
                         lambda rate=rate: writers.paced(rate, args.seconds),
-                        None,
+                        f"{args.profile}-paced-{rate:g}" if args.profile else None,
                     )
                 )
                 await asyncio.sleep(1.0)
@@ -249,7 +242,7 @@ def report(data: dict[str, Any]) -> None:
     for r in rows:
         if r.get("profile"):
             print_table(
-                "Profile of the first server while saturated (py-spy, % of samples, own time)",
+                f"Profile of the first server, {r['phase']} (py-spy, % of samples, own time)",
                 [{"frame": f, "%": pct} for f, pct in r["profile"]],
                 ["frame", "%"],
             )
@@ -263,7 +256,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=1)
     parser.add_argument("--server-core", type=int, default=0, help="taskset core (1 instance)")
     parser.add_argument("--client-core", type=int, default=1, help="core of this process")
-    parser.add_argument("--profile", help="py-spy the first server while saturated; FILE.txt")
+    parser.add_argument("--profile", help="py-spy the first server in each phase: FILE-*.txt")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis bus")
     parser.add_argument("--redis-db", type=int, default=13)
     add_run_options(parser, servers=("bugstream",), default=("bugstream",))

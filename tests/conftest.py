@@ -82,7 +82,7 @@ class FastPasswords:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file, copied for each test (migrating once is much faster)."""
     path = tmp_path_factory.mktemp("template") / "template.db"
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}")
 
     async def build() -> None:
         await migrate.upgrade(engine)
@@ -138,7 +138,7 @@ async def db(
         template: Path = request.getfixturevalue("sqlite_template")
         path = tmp_path / "bugstream.db"
         shutil.copy(template, path)
-        database = Database.from_url(f"sqlite+aiosqlite:///{path}")
+        database = Database.from_url(f"sqlite:///{path}")
     else:
         url: str = request.getfixturevalue("postgres_url")
         database = Database.from_url(url)

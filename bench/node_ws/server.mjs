@@ -31,8 +31,12 @@ function readBody(req) {
 
 const server = http.createServer(async (req, res) => {
   if (req.method === "GET" && req.url === "/healthz") {
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ status: "ok", connections: wss.clients.size }));
+    const answer = JSON.stringify({ status: "ok", connections: wss.clients.size });
+    res.writeHead(200, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(answer),
+    });
+    res.end(answer);
     return;
   }
   if (req.method === "POST" && req.url === "/publish") {
@@ -62,8 +66,12 @@ const server = http.createServer(async (req, res) => {
         client.send(data);
       }
     });
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ event_id: state.eventId }));
+    const answer = JSON.stringify({ event_id: state.eventId });
+    res.writeHead(200, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(answer),
+    });
+    res.end(answer);
     return;
   }
   res.writeHead(404);

@@ -128,6 +128,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         rate_refill_per_second=settings.ws_rate_limit_refill_per_second,
         max_backlog_bytes=settings.ws_max_backlog_bytes,
         conflate_backlog_bytes=settings.ws_conflate_backlog_bytes,
+        slow_consumer_seconds=settings.ws_slow_consumer_seconds,
         send_buffer_bytes=settings.ws_send_buffer_bytes,
         abuse_threshold=settings.ws_abuse_threshold,
         abuse_window=settings.ws_abuse_window_seconds,
@@ -189,6 +190,8 @@ class Runtime:
             self.bus.publish,
             self._relay_position,
             poll_interval=settings.relay_poll_interval_seconds,
+            # A batch larger than the retention window would overrun the live readers.
+            batch=min(500, settings.replay_window_events),
         )
         await self.relay.drain()
         ctx.db.on_events_committed.append(self.relay.wake)
@@ -212,6 +215,7 @@ class Runtime:
             self.telemetry,
             connections=lambda: gateway.hub.connection_count,
             relay_lag=self.relay_lag,
+            socket_writes=self.socket_writes,
             interval=settings.performance_summary_seconds,
         )
         self.summary.start()
@@ -246,6 +250,12 @@ class Runtime:
             await self.bus.rebase(start)
         return await self.bus.last_event_id()
 
+    def socket_writes(self) -> tuple[int, int]:
+        """Socket writes of the fan-out so far, and the frames they carried."""
+        if self.gateway is None:
+            return (0, 0)
+        return (self.gateway.hub.socket_writes, self.gateway.hub.frames_written)
+
     def relay_lag(self) -> int:
         return self.relay.lag if self.relay is not None else 0
 
@@ -273,6 +283,7 @@ class Runtime:
             capture_oldest_pending=lambda: (
                 self.capture_backlog.value if self.capture_backlog else 0.0
             ),
+            socket_writes=self.socket_writes,
         )
 
     async def stop(self) -> None:

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     ws_max_backlog_bytes: int = Field(default=4_194_304, ge=65_536)
     #: Above this backlog a lagging client's superseded state events are conflated.
     ws_conflate_backlog_bytes: int = Field(default=1_048_576, ge=16_384)
+    #: How long a backlog may stay over ws_max_backlog_bytes before the client is cut off.
+    ws_slow_consumer_seconds: float = Field(default=2.0, ge=0)
     #: SO_SNDBUF of each WebSocket; 0 leaves it to the kernel's autotuning (net.ipv4.tcp_wmem).
     ws_send_buffer_bytes: int = Field(default=0, ge=0)
     ws_abuse_threshold: int = Field(default=20, ge=1)

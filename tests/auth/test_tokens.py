@@ -478,3 +478,35 @@ def test_issue_token_refuses_what_it_cannot_issue(rsa_key: rsa.RSAPrivateKey) ->
             issue_token(config, user_id=user_id, role="admin", now=NOW)
     with pytest.raises(ValueError, match="ttl_seconds"):
         issue_token(config, user_id=1, role="admin", ttl_seconds=0, now=NOW)
+
+
+# --- the verified-token cache --------------------------------------------------------------
+
+
+def test_a_remembered_token_is_still_refused_once_expired(hs_config: TokenConfig) -> None:
+    token = issue_token(hs_config, user_id=42, role="developer", ttl_seconds=60, now=NOW)
+    for _ in range(3):  # the first verification decodes, the others come from the cache
+        assert verify_token(hs_config, token, now=NOW + timedelta(seconds=30)).user_id == 42
+    _rejects(
+        hs_config, token, "expired", now=NOW + timedelta(seconds=61), code=ErrorCode.TOKEN_EXPIRED
+    )
+
+
+def test_a_token_accepted_under_one_configuration_is_not_accepted_under_another() -> None:
+    ours = TokenConfig(secret=SECRET)
+    other = TokenConfig(secret="another-secret-0123456789abcdef0123456789")
+    token = issue_token(ours, user_id=42, role="developer", now=NOW)
+    assert verify_token(ours, token, now=NOW).user_id == 42
+    _rejects(other, token, "signature", now=NOW)
+
+
+def test_the_cache_stays_bounded(hs_config: TokenConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bugstream.auth import tokens
+
+    monkeypatch.setattr(tokens, "VERIFIED_CACHE_SIZE", 5)
+    issued = [issue_token(hs_config, user_id=i, role="developer", now=NOW) for i in range(1, 9)]
+    for token in issued:
+        verify_token(hs_config, token, now=NOW)
+    assert len(hs_config._verified) == 5
+    assert list(hs_config._verified) == issued[-5:]  # the oldest made room
+    assert verify_token(hs_config, issued[0], now=NOW).user_id == 1  # still verifiable

@@ -148,6 +148,7 @@ async def test_performance_summary_reports_connections_rates_and_latency(
     assert line["messages_out_per_s"] > 0
     assert 0 < line["latency_p50_ms"] <= line["latency_p99_ms"] <= line["latency_max_ms"] < 2000
     assert line["relay_lag_events"] == 0
+    assert line["frames_per_write"] >= 1  # the welcome and the event: one write each at least
 
 
 async def test_development_logs_are_readable_lines(factory: Factory, restore_logging: None) -> None:

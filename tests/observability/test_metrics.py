@@ -71,6 +71,11 @@ async def test_connections_messages_errors_and_deliveries_are_counted(factory: F
         assert value(s, "bugstream_db_pool_size") >= 1
         assert 0 <= value(s, "bugstream_db_pool_checked_out") <= value(s, "bugstream_db_pool_size")
         assert value(s, "bugstream_ws_dropped_total", reason="slow_consumer") == 0
+        # Every socket write of the fan-out is counted with the frames it carried (the
+        # welcome, pong and error replies and the event: one frame per write here, idle).
+        writes = value(s, "bugstream_ws_socket_writes_total")
+        assert writes >= 2
+        assert writes <= value(s, "bugstream_ws_frames_written_total") <= 2 * writes
 
         await b.close()
         await wait_until(lambda: live.gateway.hub.connection_count == 1)

@@ -11,17 +11,21 @@ from bugstream.auth.tokens import TokenConfig, verify_token
 from bugstream.domain.errors import AuthError, ErrorCode
 from bugstream.domain.models import PageRequest
 from bugstream.services.context import Actor, ServiceContext
-from bugstream.services.users import active_user
+from bugstream.services.users import active_actor
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/token")
 
 
-def get_ctx(request: Request) -> ServiceContext:
+# Dependencies are `async def` even when they do no I/O: FastAPI runs a plain `def` one on a
+# worker thread, a thread hand-off per dependency per request.
+
+
+async def get_ctx(request: Request) -> ServiceContext:
     ctx: ServiceContext = request.app.state.ctx
     return ctx
 
 
-def get_token_config(request: Request) -> TokenConfig:
+async def get_token_config(request: Request) -> TokenConfig:
     config: TokenConfig = request.app.state.token_config
     return config
 
@@ -38,11 +42,10 @@ async def get_actor(
     if credentials is None:
         raise AuthError("an Authorization: Bearer token is required", code=ErrorCode.INVALID_TOKEN)
     claims = verify_token(config, credentials.credentials)
-    user = await active_user(ctx, claims.user_id)
-    return Actor(user_id=user.id, role=user.role)
+    return await active_actor(ctx, claims.user_id)
 
 
-def get_page(
+async def get_page(
     limit: Annotated[int, Query(ge=1, le=200, description="Items per page")] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31, description="Items to skip")] = 0,
 ) -> PageRequest:

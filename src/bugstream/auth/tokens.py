@@ -54,6 +54,8 @@ MIN_SECRET_BYTES: Final = 32
 MIN_RSA_KEY_BITS: Final = 2048
 #: Longer strings are refused before any parsing; real tokens, even an IdP's, are far smaller.
 MAX_TOKEN_LENGTH: Final = 16_384
+#: Verified tokens remembered per configuration (about 1 KiB each).
+VERIFIED_CACHE_SIZE: Final = 10_000
 
 # ASCII digits only, no sign, no leading zero, no `_`: `int()` alone would accept " 7", "+7",
 # "0_7" and non-ASCII digits, and one user id must have exactly one spelling.
@@ -94,6 +96,12 @@ class TokenConfig:
     leeway_seconds: int = 0
     # The parsed `public_key`, made once here rather than on every verification.
     _verifying_key: _PublicKey | None = field(default=None, init=False, repr=False, compare=False)
+    # Payloads of tokens whose signature, algorithm, issuer and audience checked out, by
+    # token: a client presents the same token on every request, and PyJWT's decode costs
+    # more than the rest of an authenticated request. The times are checked on every use.
+    _verified: dict[str, dict[str, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.algorithms, tuple) or not self.algorithms:
@@ -191,6 +199,21 @@ def verify_token(config: TokenConfig, token: str, *, now: datetime | None = None
         raise _invalid("token is missing")
     if len(token) > MAX_TOKEN_LENGTH:
         raise _invalid("token is too long")
+    cached = config._verified.get(token)
+    if cached is not None:
+        return _checked_claims(cached, now_ts, config.leeway_seconds)
+    payload = _verified_payload(config, token)
+    claims = _checked_claims(payload, now_ts, config.leeway_seconds)
+    # Only tokens good now are kept (an expired one is refused anyway); the oldest entry
+    # makes room, so the cache stays bounded however many tokens are seen.
+    if len(config._verified) >= VERIFIED_CACHE_SIZE:
+        del config._verified[next(iter(config._verified))]
+    config._verified[token] = payload
+    return claims
+
+
+def _verified_payload(config: TokenConfig, token: str) -> dict[str, Any]:
+    """The payload of a token whose signature and claims PyJWT accepted under `config`."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -213,7 +236,7 @@ def verify_token(config: TokenConfig, token: str, *, now: datetime | None = None
     except jwt.PyJWTError as exc:
         # `from None`: PyJWT's own messages are not ours to show, and we never chain the token.
         raise _invalid(_decode_failure_message(exc)) from None
-    return _checked_claims(payload, now_ts, config.leeway_seconds)
+    return payload
 
 
 def token_ttl_remaining(claims: Claims, now: datetime) -> float:

@@ -24,6 +24,9 @@ class GatewayConfig:
     max_backlog_bytes: int = 4_194_304
     #: Above this backlog, superseded state events are conflated for the lagging client.
     conflate_backlog_bytes: int = 1_048_576
+    #: How long a backlog may stay over `max_backlog_bytes` before the client is cut off (a
+    #: burst larger than the bound drains in time from a client that reads).
+    slow_consumer_seconds: float = 2.0
     #: The kernel's send buffer per socket (SO_SNDBUF); 0: the kernel's own autotuning. What a
     #: client that stops reading costs the server is this plus `max_backlog_bytes`.
     send_buffer_bytes: int = 0

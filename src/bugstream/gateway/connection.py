@@ -12,11 +12,15 @@ outbound queues, flushed together in a single `write`:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from bugstream.domain.enums import Role
 from bugstream.domain.events import Event, EventType
+
+#: The most event bytes one flush hands to a transport (replies are never held back).
+WRITE_WINDOW = 256 * 1024
 
 #: An event on its way out: (frame, conflation key or None, event id). One per event,
 #: shared by all its recipients.
@@ -24,16 +28,18 @@ Outgoing = tuple[bytes, object, int]
 
 
 class FrameSink(Protocol):
-    """What a listener adapter gives the core for one socket."""
+    """What a listener adapter gives the core for one socket.
+
+    The adapter also keeps `Connection.paused` (True while the transport asked us to stop
+    writing), and may replace `Connection.write` and `Connection.buffered` with its
+    transport's own methods while the socket is open: they run once per recipient.
+    """
 
     def write(self, data: bytes) -> None:
         """Write already-encoded frames (in order)."""
 
     def buffered(self) -> int:
         """Bytes accepted by `write` but not yet sent to the kernel."""
-
-    def writable(self) -> bool:
-        """False while the transport asked us to stop writing (its buffer is full)."""
 
     def send_ping(self) -> None: ...
 
@@ -91,6 +97,7 @@ class Subscription:
 
 class Connection:
     __slots__ = (
+        "buffered",
         "closed",
         "control",
         "delivered_through",
@@ -99,6 +106,7 @@ class Connection:
         "info",
         "last_activity",
         "last_ping",
+        "paused",
         "pending",
         "pending_bytes",
         "role",
@@ -106,6 +114,8 @@ class Connection:
         "skip_through",
         "subscription",
         "token_expires_at",
+        "write",
+        "writes",
     )
 
     def __init__(
@@ -114,6 +124,13 @@ class Connection:
         self.info = info
         self.role = role
         self.sink = sink
+        #: The sink's write and buffered (see FrameSink), kept at hand for the fan-out.
+        self.write: Callable[[bytes], object] = sink.write
+        self.buffered: Callable[[], int] = sink.buffered
+        #: True while the transport asked us to stop writing (its buffer is full).
+        self.paused = False
+        #: Writes made so far: a client whose count moves is taking what it is sent.
+        self.writes = 0
         self.subscription = Subscription()
         self.control: list[bytes] = []
         self.pending: list[Outgoing] = []
@@ -136,21 +153,51 @@ class Connection:
 
     def backlog(self) -> int:
         """Bytes waiting to reach this client: ours plus the transport's."""
-        return self.pending_bytes + self.sink.buffered()
+        return self.pending_bytes + self.buffered()
 
-    def flush(self) -> None:
-        """Write every queued frame in one call (unless the transport is full)."""
-        if self.closed or not self.sink.writable() or not (self.control or self.pending):
-            return
-        if self.control:
-            parts = self.control
-            parts.extend([item[0] for item in self.pending])
+    def flush(self) -> int:
+        """Write queued frames in one call (unless the transport is full); the number of
+        frames written.
+
+        At most `WRITE_WINDOW` bytes of events go per call (replies always go): what stays
+        queued is still ours to conflate or count against the backlog bound, instead of
+        sitting in the transport's buffer where nothing can be dropped. The hub flushes
+        again on its next pass, or when the transport asks for more (`resume_writing`).
+        """
+        if self.closed or self.paused:
+            return 0
+        pending = self.pending
+        control = self.control
+        if not control and len(pending) == 1:  # the common case when idle: no list, no join
+            self.pending = []
+            self.pending_bytes = 0
+            self.writes += 1
+            self.write(pending[0][0])
+            return 1
+        if not control and not pending:
+            return 0
+        if self.pending_bytes <= WRITE_WINDOW:
+            parts = control
+            parts.extend([item[0] for item in pending])
             self.control = []
+            self.pending = []
+            self.pending_bytes = 0
         else:
-            parts = [item[0] for item in self.pending]
-        self.pending = []
-        self.pending_bytes = 0
-        self.sink.write(parts[0] if len(parts) == 1 else b"".join(parts))
+            parts = control
+            size = sum(len(frame) for frame in control)
+            taken = 0
+            for item in pending:
+                if size >= WRITE_WINDOW and taken:
+                    break
+                parts.append(item[0])
+                size += len(item[0])
+                taken += 1
+            self.control = []
+            self.pending = pending[taken:]
+            self.pending_bytes -= size
+        self.writes += 1
+        self.write(parts[0] if len(parts) == 1 else b"".join(parts))
+        return len(parts)
 
     def conflate(self) -> list[int]:
         """Drop queued state events superseded by a newer one of the same entity; the ids

@@ -92,7 +92,9 @@ class Gateway:
             revoke=self.revoke,
             max_backlog_bytes=config.max_backlog_bytes,
             conflate_backlog_bytes=config.conflate_backlog_bytes,
+            slow_consumer_seconds=config.slow_consumer_seconds,
             telemetry=self.telemetry,
+            clock=clock,
         )
         self.limiter = RateLimiter(config.rate_capacity, config.rate_refill_per_second, clock)
         self.replays = ReplayCache(bus)
@@ -612,6 +614,7 @@ class Gateway:
             elif now - conn.last_ping >= config.ping_interval:
                 conn.last_ping = now
                 conn.sink.send_ping()
+        self.hub.check_backlogs()
         self.abuse.sweep()
         self._schedule_sweep()
 

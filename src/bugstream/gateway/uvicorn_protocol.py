@@ -27,6 +27,11 @@ from bugstream.gateway.handshake import UpgradeRequest
 
 log = logging.getLogger("bugstream.gateway")
 
+
+def _discard(data: bytes) -> None:
+    return None
+
+
 #: Lifespan-state key under which the application publishes its gateway.
 GATEWAY_STATE_KEY = "bugstream_gateway"
 
@@ -72,9 +77,11 @@ class GatewayProtocol(asyncio.Protocol):
         self._send_protocol_output()
         if self.ws.close_expected() and self.transport is not None:
             # The closing handshake is done (or the peer broke the protocol): hang up.
+            self._stop_writing()
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_writing()
         self._server_connections.discard(self)
         if self._opening is not None and not self._opening.done():
             self._opening.cancel()
@@ -85,11 +92,20 @@ class GatewayProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._paused = True
+        if self.conn is not None:
+            self.conn.paused = True
 
     def resume_writing(self) -> None:
         self._paused = False
         if self.conn is not None:
+            self.conn.paused = False
             self.conn.flush()
+
+    def _stop_writing(self) -> None:
+        """No frame may follow a close frame, nor go to a closing transport."""
+        self._closing = True
+        if self.conn is not None:
+            self.conn.write = _discard
 
     # ---- uvicorn's graceful shutdown -----------------------------------------------------------
 
@@ -141,6 +157,12 @@ class GatewayProtocol(asyncio.Protocol):
             self.gateway.closed(conn)
             return
         self.conn = conn
+        # The fan-out writes straight to the transport while the socket is open
+        # (_stop_writing puts a stop to it).
+        assert self.transport is not None
+        conn.write = self.transport.write
+        conn.buffered = self.transport.get_write_buffer_size
+        conn.paused = self._paused
         early, self._early = self._early, []
         for message in early:
             self.gateway.receive(conn, message)
@@ -165,7 +187,7 @@ class GatewayProtocol(asyncio.Protocol):
                 self._message(self._fragment_opcode, data)
                 self._fragment_opcode = None
         elif opcode is Opcode.CLOSE:
-            self._closing = True
+            self._stop_writing()
         # PING is answered by ServerProtocol itself; PONG only counts as activity.
 
     def _message(self, opcode: Opcode, data: bytes) -> None:
@@ -206,9 +228,6 @@ class GatewayProtocol(asyncio.Protocol):
     def buffered(self) -> int:
         return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
-    def writable(self) -> bool:
-        return not self._paused
-
     def send_ping(self) -> None:
         if self._closing:
             return
@@ -219,7 +238,7 @@ class GatewayProtocol(asyncio.Protocol):
     def close(self, code: int, reason: str) -> None:
         if self._closing or self.transport is None:
             return
-        self._closing = True
+        self._stop_writing()
         with contextlib.suppress(Exception):
             self.ws.send_close(code, reason)
             self._send_protocol_output()

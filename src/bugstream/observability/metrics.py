@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 # `<counter>_created` series double the count of series and say nothing a restart does not.
@@ -166,6 +166,7 @@ class StateSources:
     relay_published: Callable[[], int]
     pool: Callable[[], tuple[int, int, int]]  # (size, max overflow, checked out)
     capture_oldest_pending: Callable[[], float]
+    socket_writes: Callable[[], tuple[int, int]]  # (writes, frames they carried)
 
 
 class StateCollector(Collector):
@@ -216,6 +217,18 @@ class StateCollector(Collector):
         )
         yield GaugeMetricFamily(
             "bugstream_db_pool_checked_out", "Database connections in use", value=used
+        )
+        writes, frames = s.socket_writes()
+        yield CounterMetricFamily(
+            "bugstream_ws_socket_writes",
+            "Socket writes of the fan-out (each carries every frame pending for one client)",
+            value=writes,
+        )
+        yield CounterMetricFamily(
+            "bugstream_ws_frames_written",
+            "Frames (events and replies) those writes carried; frames per write = "
+            "rate(bugstream_ws_frames_written_total) / rate(bugstream_ws_socket_writes_total)",
+            value=frames,
         )
         yield GaugeMetricFamily(
             "bugstream_capture_oldest_pending_seconds",

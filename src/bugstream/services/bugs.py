@@ -50,7 +50,7 @@ async def _check_assignee(tx: Transaction, project_id: int, assignee_id: int) ->
 async def create_bug(ctx: ServiceContext, actor: Actor, data: BugCreate) -> Result[BugReport]:
     """Report a bug. With an assignee, the assignee is notified (`bug_assigned`)."""
     async with ctx.db.transaction() as tx:
-        if await tx.projects.get(data.project_id) is None:
+        if not await tx.projects.exists(data.project_id):
             raise NotFound("project not found")
         await require(
             tx.members, actor, Action.BUG_CREATE, project_id=data.project_id, what="project"

@@ -45,15 +45,16 @@ async def notify(
 ) -> list[Notification]:
     """Write one notification (row and event) per distinct recipient, never to the actor, and
     never to someone who may not see the bug's project."""
+    targets = [u for u in dict.fromkeys(recipients) if u is not None and u != actor_id]
+    if not targets:
+        return []  # e.g. a bug created without an assignee: nothing to look up
     actor_name = None
     if actor_id is not None:
         actor = await tx.users.get(actor_id)
         actor_name = actor.username if actor else None
     message = message_for(kind, bug, actor_name)
     sent: list[Notification] = []
-    for user_id in dict.fromkeys(recipients):
-        if user_id is None or user_id == actor_id:
-            continue
+    for user_id in targets:
         if not await _sees_project(tx, user_id, bug.project_id):
             # E.g. an assignee or reporter since removed from the project: the message quotes
             # the bug's title, and project data is for members (and admins) only.

@@ -14,6 +14,7 @@ catches events committed by other instances or other programs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -84,6 +85,9 @@ class OutboxRelay(BackgroundLoop):
                 moved += len(events)
                 if len(events) < self._batch:
                     break  # that was all (a further read would find nothing)
+                # Let this process's subscriber read the batch before the next one: a reader
+                # that falls out of the retention window must resync (bus contract).
+                await asyncio.sleep(0)
         except Exception:
             # With the bus away the lag (and its alert) must still grow: count what waits.
             with contextlib.suppress(Exception):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bugstream.domain.enums import OPEN_BUG_STATUSES
+from bugstream.domain.enums import OPEN_BUG_STATUSES, Role, UserStatus
 from bugstream.domain.models import BugReport, Comment, Membership, Notification, Project, User
 from bugstream.store.repository import Repository
 from bugstream.store.tables import (
@@ -20,10 +20,18 @@ from bugstream.store.tables import (
     users,
 )
 
+_ROLE_AND_STATUS = select(users.c.role, users.c.status).where(users.c.id == bindparam("user_id"))
+_PROJECT_EXISTS = select(projects.c.id).where(projects.c.id == bindparam("project_id"))
+
 
 class UserRepository(Repository[User]):
     table = users
     model = User
+
+    async def role_and_status(self, user_id: int) -> tuple[Role, UserStatus] | None:
+        """What every authenticated request checks, without building the whole user."""
+        row = (await self.conn.execute(_ROLE_AND_STATUS, {"user_id": user_id})).first()
+        return None if row is None else (Role(row.role), UserStatus(row.status))
 
     async def get_credentials(self, username: str) -> tuple[User, str] | None:
         """The user and their password hash, for login."""
@@ -53,6 +61,10 @@ class UserRepository(Repository[User]):
 class ProjectRepository(Repository[Project]):
     table = projects
     model = Project
+
+    async def exists(self, project_id: int) -> bool:
+        row = await self.conn.execute(_PROJECT_EXISTS, {"project_id": project_id})
+        return row.first() is not None
 
     async def name_taken(self, name: str, *, except_id: int | None = None) -> bool:
         query = select(projects.c.id).where(projects.c.name == name)
