@@ -689,26 +689,37 @@ class HTTPPool:
         ).encode()
         try:
             async with asyncio.timeout(self.timeout):
-                if self._idle:
+                while self._idle:
+                    # A kept-alive connection the server closed meanwhile (uvicorn closes
+                    # idle ones after 5 s) fails before any answer: the request never ran.
                     reader, writer = self._idle.pop()
-                else:
-                    reader, writer = await asyncio.open_connection(self.host, self.port)
-                try:
-                    writer.write(head + data)
-                    status_line_and_headers = await reader.readuntil(b"\r\n\r\n")
-                    status = int(status_line_and_headers[9:12])
-                    length = 0
-                    for line in status_line_and_headers.split(b"\r\n"):
-                        if line[:15].lower() == b"content-length:":
-                            length = int(line[15:])
-                    payload = await reader.readexactly(length) if length else b""
-                except BaseException:
-                    writer.close()
-                    raise
-                self._idle.append((reader, writer))
-                return status, payload
+                    try:
+                        return await self._exchange(reader, writer, head + data)
+                    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                        if getattr(exc, "partial", b""):
+                            raise
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                return await self._exchange(reader, writer, head + data)
         except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
             raise HTTPError(type(exc).__name__) from exc
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+    ) -> tuple[int, bytes]:
+        try:
+            writer.write(request)
+            status_line_and_headers = await reader.readuntil(b"\r\n\r\n")
+            status = int(status_line_and_headers[9:12])
+            length = 0
+            for line in status_line_and_headers.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            payload = await reader.readexactly(length) if length else b""
+        except BaseException:
+            writer.close()
+            raise
+        self._idle.append((reader, writer))
+        return status, payload
 
     async def aclose(self) -> None:
         self.close_idle()

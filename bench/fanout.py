@@ -74,6 +74,10 @@ async def bugstream_metrics(server: ServerProcess) -> dict[str, float]:
     return values
 
 
+#: Extra py-spy options (`--native` shows C frames too); set by --profile-native.
+NATIVE: list[str] = []
+
+
 class Profiler:
     """py-spy on the server during one phase; self time per function, from its raw output."""
 
@@ -81,7 +85,17 @@ class Profiler:
         self.path = path
         self.proc = subprocess.Popen(  # noqa: S603
             [
-                *("py-spy", "record", "--pid", str(pid), "--rate", "250", "--format", "raw"),
+                *(
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    *NATIVE,
+                ),
                 *("--nonblocking", "--output", str(path)),
             ],
             stdout=subprocess.DEVNULL,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import uvicorn
 from fastapi import FastAPI
 
@@ -37,4 +39,19 @@ def serve(settings: Settings) -> None:
     settings.check_transport_security()
     configure_logging(settings.log_level, settings.log_format)
     config = uvicorn_config(create_app(settings), settings)
+    tune_garbage_collector()
     uvicorn.Server(config).run()
+
+
+def tune_garbage_collector() -> None:
+    """Fewer, cheaper cyclic collections for a server that holds thousands of connections.
+
+    What is loaded by now (modules, the application) stays for the process's life: frozen,
+    full collections no longer walk it. And a collection of the youngest objects every
+    50,000 allocations instead of 700: a connect or a fan-out pass allocates thousands of
+    objects that live on (connections) or die by reference counting (frames), and each young
+    collection promoted the long-lived ones towards ever longer full collections. Measured:
+    5,000 connects took 0.49-0.53 ms of CPU each instead of 0.55-0.61 (docs/benchmarks.md).
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)

@@ -1,9 +1,10 @@
 """The listener adapter: `/ws` on uvicorn's own port, without ASGI in the way.
 
 uvicorn hands a WebSocket upgrade to `ws=<protocol class>` together with the raw request
-bytes and the transport. This `asyncio.Protocol` does the handshake and framing with
-websockets' sans-I/O `ServerProtocol`, and then lets the gateway core own every write: data
-frames are encoded once by the hub and written straight to the transport, many per write.
+bytes and the transport. This `asyncio.Protocol` answers the handshake (gateway/upgrade.py),
+frames with websockets' sans-I/O `ServerProtocol`, and then lets the gateway core own every
+write: data frames are encoded once by the hub and written straight to the transport, many per
+write.
 (ASGI's `websocket.send` would write each message on its own; see docs/design.md.)
 """
 
@@ -16,7 +17,7 @@ import socket
 from typing import Any, cast
 
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from bugstream.domain.errors import ErrorCode
@@ -24,6 +25,13 @@ from bugstream.domain.protocol import CloseCode
 from bugstream.gateway.connection import Connection
 from bugstream.gateway.gateway import Gateway
 from bugstream.gateway.handshake import UpgradeRequest
+from bugstream.gateway.upgrade import (
+    MAX_HEAD_BYTES,
+    HandshakeRefused,
+    accept_response,
+    parse_upgrade,
+    refusal_response,
+)
 
 log = logging.getLogger("bugstream.gateway")
 
@@ -41,7 +49,9 @@ class GatewayProtocol(asyncio.Protocol):
         self.gateway = cast(Gateway, app_state[GATEWAY_STATE_KEY])
         self._server_connections: set[Any] = server_state.connections
         self._server_tasks: set[asyncio.Task[None]] = server_state.tasks
-        self.ws = ServerProtocol(max_size=self.gateway.config.max_frame_bytes)
+        # Framing only: the handshake is answered here, so it starts OPEN.
+        self.ws = ServerProtocol(max_size=self.gateway.config.max_frame_bytes, state=State.OPEN)
+        self._head: bytes | None = b""  # the request head until the handshake is answered
         self.transport: asyncio.Transport | None = None
         self.conn: Connection | None = None
         self._opening: asyncio.Task[None] | None = None
@@ -68,11 +78,23 @@ class GatewayProtocol(asyncio.Protocol):
             self._peer = str(peer[0])
 
     def data_received(self, data: bytes) -> None:
+        if self._head is not None:
+            head = self._head + data
+            end = head.find(b"\r\n\r\n")
+            if end < 0:
+                self._head = head
+                if len(head) > MAX_HEAD_BYTES:
+                    self._refuse_upgrade(431, "request head too large")
+                return
+            self._head = None
+            if not self._handshake(head[:end]):
+                return
+            data = head[end + 4 :]
+            if not data:
+                return
         self.ws.receive_data(data)
         for event in self.ws.events_received():
-            if isinstance(event, Request):
-                self._handshake(event)
-            elif isinstance(event, Frame):
+            if isinstance(event, Frame):
                 self._frame(event)
         self._send_protocol_output()
         if self.ws.close_expected() and self.transport is not None:
@@ -117,28 +139,32 @@ class GatewayProtocol(asyncio.Protocol):
 
     # ---- handshake ------------------------------------------------------------------------------
 
-    def _handshake(self, request: Request) -> None:
-        headers = {k.lower(): v for k, v in request.headers.raw_items()}
-        upgrade = UpgradeRequest.parse(request.path, headers, self._peer, self._tls)
+    def _handshake(self, head: bytes) -> bool:
+        """Answer the opening handshake; whether the connection was upgraded."""
+        try:
+            request = parse_upgrade(head)
+        except HandshakeRefused as refused:
+            self._refuse_upgrade(refused.status, refused.reason)
+            return False
+        upgrade = UpgradeRequest.parse(request.target, request.headers, self._peer, self._tls)
         refusal = self.gateway.check_upgrade(upgrade)
         if refusal is not None:
-            response = self.ws.reject(refusal.status, refusal.reason + "\n")
-            self.ws.send_response(response)
-            self._send_protocol_output()
-            if self.transport is not None:
-                self.transport.close()
-            return
-        response = self.ws.accept(request)
-        self.ws.send_response(response)
-        self._send_protocol_output()
-        if not isinstance(response, Response) or response.status_code != 101:
-            if self.transport is not None:
-                self.transport.close()
-            return
+            self._refuse_upgrade(refusal.status, refusal.reason)
+            return False
+        assert self.transport is not None
+        self.transport.write(accept_response(request))
         task = asyncio.get_running_loop().create_task(self._open(upgrade))
         self._opening = task
         self._server_tasks.add(task)
         task.add_done_callback(self._server_tasks.discard)
+        return True
+
+    def _refuse_upgrade(self, status: int, reason: str) -> None:
+        self._head = None
+        self._stop_writing()
+        if self.transport is not None:
+            self.transport.write(refusal_response(status, reason))
+            self.transport.close()
 
     async def _open(self, upgrade: UpgradeRequest) -> None:
         try:

@@ -79,6 +79,11 @@ _IS_MEMBER = select(memberships.c.user_id).where(
 )
 
 
+_PROJECT_IDS_OF = select(memberships.c.project_id).where(
+    memberships.c.user_id == bindparam("user_id")
+)
+
+
 class MembershipRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
@@ -113,9 +118,7 @@ class MembershipRepository:
         return [User.model_validate(r._mapping) for r in rows]
 
     async def project_ids_of(self, user_id: int) -> list[int]:
-        rows = await self.conn.execute(
-            select(memberships.c.project_id).where(memberships.c.user_id == user_id)
-        )
+        rows = await self.conn.execute(_PROJECT_IDS_OF, {"user_id": user_id})
         return [int(r.project_id) for r in rows]
 
     async def memberships_of(self, user_id: int) -> list[Membership]:
