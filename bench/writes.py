@@ -132,14 +132,14 @@ async def bus_ids(redis_url: str) -> list[int]:
     """Every event id in the Redis log, in log order."""
     import redis.asyncio as redis
 
-    from bugstream.bus.redis import STREAM_KEY
+    stream_key = "bugstream:events"  # bus/redis.py: `<prefix>:events`, default prefix
 
     client = redis.Redis.from_url(redis_url)
     try:
         ids: list[int] = []
         last = "-"
         while True:
-            chunk = await client.xrange(STREAM_KEY, min=last, count=5000)
+            chunk = await client.xrange(stream_key, min=last, count=5000)
             if last != "-":
                 chunk = chunk[1:]
             if not chunk:

@@ -238,7 +238,8 @@ class Runtime:
     async def _relay_position(self) -> int:
         """Where the relay goes on: the bus's newest id (rebasing a log that was lost)."""
         assert self.bus is not None
-        if not await self.bus.has_base():
+        position = await self.bus.position()
+        if position is None:
             async with self.ctx.db.read() as repos:
                 latest = await latest_event_id(repos.conn)
             start = max(0, latest - self.settings.replay_window_events)
@@ -247,8 +248,8 @@ class Runtime:
                 "starting it after event %d from the outbox",
                 start,
             )
-            await self.bus.rebase(start)
-        return await self.bus.last_event_id()
+            return await self.bus.rebase(start)
+        return position
 
     def socket_writes(self) -> tuple[int, int]:
         """Socket writes of the fan-out so far, and the frames they carried."""

@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         if not self.log_format:
             self.log_format = "json" if self.env is Environment.PRODUCTION else "console"
         if not self.database_url:
-            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'bugstream.db'}"
+            self.database_url = f"sqlite:///{self.data_dir / 'bugstream.db'}"
         if self.ws_conflate_backlog_bytes > self.ws_max_backlog_bytes:
             raise ValueError(
                 "BUGSTREAM_WS_CONFLATE_BACKLOG_BYTES must not exceed BUGSTREAM_WS_MAX_BACKLOG_BYTES"

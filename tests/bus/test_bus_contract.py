@@ -266,6 +266,7 @@ async def test_a_live_log_has_a_base_and_rebase_changes_nothing(buses: Buses) ->
     bus = await buses.make()
     await bus.publish(events(1, 2))
     assert await bus.has_base()
+    assert await bus.position() == 2
     assert await bus.rebase(50) == 2
     await bus.publish(events(3))
     assert ids_of(await bus.replay(0)) == [1, 2, 3]
@@ -287,10 +288,12 @@ async def test_redis_log_that_lost_its_data_refuses_to_publish_until_rebased() -
         admin = Redis.from_url(url)
         try:
             assert not await bus.has_base()
+            assert await bus.position() is None
             with pytest.raises(NoBase):
                 await bus.publish(events(1))
             assert await bus.rebase(10) == 10
             assert await bus.has_base()
+            assert await bus.position() == 10
             await bus.publish(events(5, 11, 12))
             assert ids_of(await bus.replay(10)) == [11, 12]
             with pytest.raises(GapError):
@@ -299,6 +302,7 @@ async def test_redis_log_that_lost_its_data_refuses_to_publish_until_rebased() -
 
             await admin.flushdb()  # what a Redis restart without persistence leaves
             assert not await bus.has_base()
+            assert await bus.position() is None
             with pytest.raises(NoBase):
                 await bus.publish(events(13))
             assert await bus.rebase(12) == 12

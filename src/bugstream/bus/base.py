@@ -10,6 +10,8 @@
   `GapError` when some after `after_id` have been dropped by retention.
 - `has_base()` / `rebase(start_after)`: a log that lost its state (Redis restarted without
   persistence) refuses to publish until rebased; the relays then republish from the outbox.
+  `position()` answers both questions at once: the newest id, or None without a base (the
+  relay asks on every pass).
 - Retention is bounded (by count and by age); `oldest_retained_id` says where it starts.
 """
 
@@ -43,6 +45,9 @@ class Bus(Protocol):
 
     async def has_base(self) -> bool:
         """False when the log lost its state (e.g. Redis restarted empty)."""
+
+    async def position(self) -> int | None:
+        """The newest id in the log, or None when it has no base (one round trip)."""
 
     async def rebase(self, start_after: int) -> int:
         """Start an empty log after `start_after` unless it has a base; the newest id."""

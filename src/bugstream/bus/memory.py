@@ -66,6 +66,9 @@ class MemoryBus:
     async def last_event_id(self) -> int:
         return self._last_id
 
+    async def position(self) -> int | None:
+        return self._last_id
+
     async def has_base(self) -> bool:
         return True  # it lives and dies with the process
 

@@ -181,6 +181,11 @@ class RedisBus:
                 raise NoBase(str(exc)) from None
             raise
 
+    async def position(self) -> int | None:
+        # The "last" key is the base: gone when Redis lost its data.
+        value = await self._redis.get(self._last)
+        return int(value) if value is not None else None
+
     async def last_event_id(self) -> int:
         value = await self._redis.get(self._last)
         return int(value) if value is not None else 0

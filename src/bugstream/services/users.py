@@ -208,7 +208,7 @@ async def active_user(ctx: ServiceContext, user_id: int) -> User:
 
 async def active_actor(ctx: ServiceContext, user_id: int) -> Actor:
     """`active_user`, as the actor of a request: its id and current role only."""
-    async with ctx.db.read() as repos:
+    async with ctx.db.read(snapshot=False) as repos:
         found = await repos.users.role_and_status(user_id)
     if found is None:
         raise AuthError("the token's user no longer exists", code=ErrorCode.INVALID_TOKEN)

@@ -1,4 +1,5 @@
 """Storage: tables, the transactional outbox, repositories and migrations.
 
-One code base serves SQLite (aiosqlite, the zero-setup default) and PostgreSQL (asyncpg).
+One code base serves SQLite (pysqlite on the event loop, the zero-setup default) and PostgreSQL
+(asyncpg).
 """

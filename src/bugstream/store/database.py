@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bugstream.domain.errors import Conflict
-from bugstream.store.outbox import OUTBOX_LOCK_KEY, OutboxWriter
+from bugstream.store.outbox import OutboxWriter
 from bugstream.store.repositories import Repositories
 from bugstream.store.sqlite_inline import BUSY_TIMEOUT_MS, InlineConnection, create_inline_engine
 
@@ -44,11 +44,17 @@ def _on_sqlite_begin(conn: Any) -> None:
     # writes fails with "database is locked" instead of waiting its turn.
     # On the driver's connection: SQLAlchemy's execution machinery would cost more than BEGIN.
     # A locked database raises here; InlineConnection.begin_write waits and tries again.
-    immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+    options = conn.get_execution_options()
+    if options.get(AUTOCOMMIT_OPTION, False):
+        return  # a single-statement read: SQLite's own statement transaction is enough
+    immediate = options.get(WRITE_OPTION, False)
     conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 WRITE_OPTION = "bugstream_write"
+AUTOCOMMIT_OPTION = "bugstream_autocommit"
+
+_MARK_AS_OURS = text("SELECT set_config('bugstream.origin', 'app', true)")
 
 
 def _json_dumps(value: Any) -> str:
@@ -120,20 +126,12 @@ class Database:
             transaction = Transaction(conn)
             if self.dialect == "postgresql":
                 # Marks the transaction as bugstream's own: the change-capture triggers skip
-                # it, since it writes its events itself (migration 0002). And takes the outbox
-                # lock (store/outbox.py) before any row lock: a writer that waited for it while
-                # holding a row lock would deadlock with the holder needing that row (a user
-                # edit against a notification whose foreign key locks the user's row).
-                await conn.execute(
-                    text(
-                        "SELECT set_config('bugstream.origin', 'app', true), "
-                        "pg_advisory_xact_lock(:key)"
-                    ),
-                    {"key": OUTBOX_LOCK_KEY},
-                )
-                transaction.outbox._locked = True
+                # it, since it writes its events itself (migration 0002).
+                await conn.execute(_MARK_AS_OURS)
             try:
                 yield transaction
+                # The events go last, under the commit-order lock (store/outbox.py).
+                await transaction.outbox.flush()
             except IntegrityError as exc:
                 await conn.rollback()
                 if _is_unique_violation(exc):
@@ -157,9 +155,19 @@ class Database:
         return self._writer_lane[1]
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[Repositories]:
-        """Repositories on a read-only connection (no outbox: reads write no events)."""
+    async def read(self, *, snapshot: bool = True) -> AsyncIterator[Repositories]:
+        """Repositories on a read-only connection (no outbox: reads write no events).
+
+        With `snapshot` (the default) every statement sees the same moment (one transaction).
+        Without, each statement stands alone: for one-statement reads on the hot paths (who
+        is asking, the relay's next batch), which then cost no BEGIN and ROLLBACK round trips.
+        """
         async with self.engine.connect() as conn:
+            if not snapshot:
+                if self.dialect == "sqlite":
+                    await conn.execution_options(**{AUTOCOMMIT_OPTION: True})
+                else:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield Repositories(conn)
 
     async def dispose(self) -> None:

@@ -1,15 +1,19 @@
 """The transactional outbox: events are rows written in the same transaction as the change.
 
 Contract:
-- `OutboxWriter.emit` inserts one event row inside the caller's open transaction; if that
-  transaction rolls back, the event never existed, and if it commits, the event is there.
+- `OutboxWriter.emit` adds an event to the caller's open transaction; `flush` writes them
+  all as the transaction's last statement, just before it commits (`Database.transaction`).
+  If the transaction rolls back, the events never existed; if it commits, they are there.
 - Event ids are monotonic *in commit order*. On SQLite a write transaction holds the database
   lock, so this is given. On PostgreSQL two transactions could take ids 7 and 8 and commit 8
   first; a reader that had already moved past 8 would then never see 7 (the classic outbox
-  trap). To rule it out, every write transaction takes one transaction-level advisory lock at
-  its start (`Database.transaction`), held until it commits: ids are allocated and committed
-  one transaction at a time. (`emit` takes it too, for transactions opened elsewhere; taking it
-  again is free.) Taking it at the start avoids a deadlock with row locks (docs/design.md).
+  trap). To rule it out, the statement that inserts a transaction's events first takes one
+  transaction-level advisory lock, held until the commit: ids are allocated and committed one
+  transaction at a time, but only for the last statement and the commit, not for the whole
+  transaction (the lock used to be taken at the start, and serialized every write from its
+  first statement; docs/design.md, "Commit order on PostgreSQL"). Holding it while inserting
+  only into `outbox`, which references nothing, a writer never waits for a row lock while
+  others wait for it: no deadlock with row locks.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,46 +32,89 @@ from bugstream.store.types import utcnow
 #: Key of the advisory lock that orders outbox writers on PostgreSQL ("bugstrm" in ASCII).
 OUTBOX_LOCK_KEY = 0x627567737472_6D
 
+# PostgreSQL: take the lock, then insert every event of the transaction in one round trip.
+# The MATERIALIZED lock is read before any row reaches the insert (the sort needs every row
+# first), so no id is allocated before the lock is held; ids follow `ord`.
+_PG_LOCKED_INSERT = text(
+    """
+    WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(:key))
+    INSERT INTO outbox (type, event, payload, project_id, user_id, created_at)
+    SELECT e.type, e.event, e.payload, e.project_id, e.user_id, e.created_at
+    FROM lock, jsonb_to_recordset(CAST(:rows AS jsonb)) AS e(
+        ord int, type text, event text, payload jsonb, project_id bigint, user_id bigint,
+        created_at timestamptz
+    )
+    ORDER BY e.ord
+    RETURNING id
+    """
+)
+
 
 class OutboxWriter:
-    """Writes the events of one transaction; `events` lists them, in order, after each emit."""
+    """The events of one transaction; `events` lists them, with their ids, after `flush`."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        self._locked = False
+        self._pending: list[PendingEvent] = []
         self.events: list[Event] = []
 
-    async def emit(self, pending: PendingEvent) -> Event:
-        if not self._locked and self._conn.dialect.name == "postgresql":
-            await self._conn.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK_KEY}
-            )
-            self._locked = True
+    async def emit(self, pending: PendingEvent) -> None:
+        """Add an event; it is written, with the others, when the transaction commits."""
+        self._pending.append(pending)
+
+    async def flush(self) -> None:
+        """Write the events emitted so far (in order); the last statement before COMMIT."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
         created_at = utcnow()
-        event_id = (
-            await self._conn.execute(
-                _INSERT,
+        if self._conn.dialect.name == "postgresql":
+            rows = [
                 {
-                    "type": pending.type.value,
-                    "event": pending.event.value,
-                    "payload": pending.payload,
-                    "project_id": pending.project_id,
-                    "user_id": pending.user_id,
-                    "created_at": created_at,
-                },
+                    "ord": i,
+                    "type": p.type.value,
+                    "event": p.event.value,
+                    "payload": p.payload,
+                    "project_id": p.project_id,
+                    "user_id": p.user_id,
+                    "created_at": created_at.isoformat(),
+                }
+                for i, p in enumerate(pending)
+            ]
+            result = await self._conn.execute(
+                _PG_LOCKED_INSERT, {"key": OUTBOX_LOCK_KEY, "rows": orjson.dumps(rows).decode()}
             )
-        ).scalar_one()
-        event = Event(
-            event_id=int(event_id),
-            type=pending.type,
-            event=pending.event,
-            payload=pending.payload,
-            project_id=pending.project_id,
-            user_id=pending.user_id,
-            committed_at=created_at.timestamp(),
+            # Allocated in `ord` order: ascending ids are the events in emit order.
+            ids = sorted(int(row.id) for row in result)
+        else:
+            ids = [
+                int((await self._conn.execute(_INSERT, _values(p, created_at))).scalar_one())
+                for p in pending
+            ]
+        committed_at = created_at.timestamp()
+        self.events.extend(
+            Event(
+                event_id=event_id,
+                type=p.type,
+                event=p.event,
+                payload=p.payload,
+                project_id=p.project_id,
+                user_id=p.user_id,
+                committed_at=committed_at,
+            )
+            for event_id, p in zip(ids, pending, strict=True)
         )
-        self.events.append(event)
-        return event
+
+
+def _values(pending: PendingEvent, created_at: Any) -> dict[str, Any]:
+    return {
+        "type": pending.type.value,
+        "event": pending.event.value,
+        "payload": pending.payload,
+        "project_id": pending.project_id,
+        "user_id": pending.user_id,
+        "created_at": created_at,
+    }
 
 
 def row_to_event(row: Any) -> Event:

@@ -74,7 +74,7 @@ class OutboxRelay(BackgroundLoop):
             self.position = await self._position()
             # Under constant writes a pass never runs out of batches: stop() ends it between.
             while not self.stopping:
-                async with self._db.read() as repos:
+                async with self._db.read(snapshot=False) as repos:
                     events = await read_events_after(repos.conn, self.position, self._batch)
                 if not events:
                     break
@@ -91,7 +91,7 @@ class OutboxRelay(BackgroundLoop):
         except Exception:
             # With the bus away the lag (and its alert) must still grow: count what waits.
             with contextlib.suppress(Exception):
-                async with self._db.read() as repos:
+                async with self._db.read(snapshot=False) as repos:
                     self.latest_committed = await latest_event_id(repos.conn)
             raise
         return moved
