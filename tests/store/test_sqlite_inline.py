@@ -9,6 +9,8 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,26 @@ def hold_write_lock(path: Path, seconds: float, locked: threading.Event) -> None
     conn.close()
 
 
+@asynccontextmanager
+async def another_program_writing(
+    path: Path, seconds: float
+) -> AsyncIterator[tuple[Database, ServiceContext, Actor, int]]:
+    """Our database, context and an admin, while another program holds the write lock for
+    `seconds`; with the newest event id from before."""
+    db = Database.from_url(f"sqlite:///{path}")
+    ctx = ServiceContext(db=db, passwords=FastPasswords())
+    admin = await admin_of(ctx)
+    locked = threading.Event()
+    other = threading.Thread(target=hold_write_lock, args=(path, seconds, locked))
+    other.start()
+    try:
+        await asyncio.to_thread(locked.wait)
+        yield db, ctx, admin, await latest(db)
+    finally:
+        await asyncio.to_thread(other.join)
+        await db.dispose()
+
+
 async def admin_of(ctx: ServiceContext) -> Actor:
     return await Factory(ctx).admin()
 
@@ -78,15 +100,7 @@ async def test_every_sqlite_url_runs_on_the_inline_engine(sqlite_path: Path, url
 async def test_a_write_waits_for_another_programs_lock_without_stalling_the_loop(
     sqlite_path: Path,
 ) -> None:
-    db = Database.from_url(f"sqlite:///{sqlite_path}")
-    ctx = ServiceContext(db=db, passwords=FastPasswords())
-    admin = await admin_of(ctx)
-    locked = threading.Event()
-    other = threading.Thread(target=hold_write_lock, args=(sqlite_path, 0.6, locked))
-    other.start()
-    try:
-        await asyncio.to_thread(locked.wait)
-        start = await latest(db)
+    async with another_program_writing(sqlite_path, 0.6) as (db, ctx, admin, start):
         started = time.monotonic()
         write = asyncio.ensure_future(
             projects.create_project(ctx, admin, ProjectCreate(name="ours", description=""))
@@ -101,35 +115,22 @@ async def test_a_write_waits_for_another_programs_lock_without_stalling_the_loop
         async with db.read() as repos:
             events = await read_events_after(repos.conn, start)
         assert [e.payload["name"] for e in events if e.type == "project"] == ["ours"]
-    finally:
-        other.join()
-        await db.dispose()
 
 
 async def test_a_lock_held_past_the_timeout_fails_the_write_cleanly(
     sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(database_module, "SQLITE_LOCK_TIMEOUT_SECONDS", 0.2)
-    db = Database.from_url(f"sqlite:///{sqlite_path}")
-    ctx = ServiceContext(db=db, passwords=FastPasswords())
-    admin = await admin_of(ctx)
-    locked = threading.Event()
-    other = threading.Thread(target=hold_write_lock, args=(sqlite_path, 1.0, locked))
-    other.start()
-    try:
-        await asyncio.to_thread(locked.wait)
-        start = await latest(db)
+    async with another_program_writing(sqlite_path, 1.0) as (db, ctx, admin, start):
         with pytest.raises(Exception, match="locked"):
             await projects.create_project(ctx, admin, ProjectCreate(name="late", description=""))
-        other.join()
-        # Nothing half-done: the next write goes through, and only it has an event.
+        # Nothing half-done: the next write (patient enough to outwait the other program)
+        # goes through, and only it has an event.
+        monkeypatch.setattr(database_module, "SQLITE_LOCK_TIMEOUT_SECONDS", 10.0)
         await projects.create_project(ctx, admin, ProjectCreate(name="next", description=""))
         async with db.read() as repos:
             events = await read_events_after(repos.conn, start)
         assert [e.payload["name"] for e in events if e.type == "project"] == ["next"]
-    finally:
-        other.join()
-        await db.dispose()
 
 
 async def test_write_transactions_in_one_process_take_turns(sqlite_path: Path) -> None:
