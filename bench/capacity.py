@@ -102,7 +102,7 @@ async def measure(
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     workdir, env = begin_run("capacity")
     n_users = math.ceil(max(args.clients) / args.per_user)
-    db_url = f"sqlite+aiosqlite:///{workdir / 'bugstream.db'}"
+    db_url = f"sqlite:///{workdir / 'bugstream.db'}"
     users = Users(await seed(db_url, workdir, n_users), args.per_user)
     rows = []
     for n in args.clients:

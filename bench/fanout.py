@@ -314,7 +314,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         db_url = await create_postgres_db("bench_fanout")
         bus_url = await flush_redis(args.redis_db)
     else:
-        db_url = f"sqlite+aiosqlite:///{workdir / 'bugstream.db'}"
+        db_url = f"sqlite:///{workdir / 'bugstream.db'}"
     t = time.monotonic()
     users = Users(await seed(db_url, workdir, n_users), args.per_user)
     print(f"seeded {n_users} users in {time.monotonic() - t:.1f} s")

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from common import (
     add_run_options,
     begin_run,
     bugstream_server,
+    cpu_seconds,
     create_postgres_db,
     flush_redis,
     free_port,
@@ -42,6 +44,28 @@ from common import (
     seed,
 )
 from fanout import Profiler
+
+
+def services_cpu() -> float:
+    """CPU seconds of every PostgreSQL and Redis process on the machine (/proc)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        if name.startswith(("postgres", "redis-server")):
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(int(entry))
+    return total
+
+
+def client_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 class Writers:
@@ -110,10 +134,12 @@ async def phase(
     if profiler is not None:
         await asyncio.sleep(0.5)
     cpu0 = [s.cpu() for s in servers]
+    db0, client0 = services_cpu(), client_cpu()
     t0 = time.monotonic()
     await action()
     elapsed = time.monotonic() - t0
     cpu = sum(s.cpu() - c for s, c in zip(servers, cpu0, strict=True))
+    db_cpu, own_cpu = services_cpu() - db0, client_cpu() - client0
     row: dict[str, Any] = {
         "phase": name,
         "committed": writers.ok,
@@ -121,6 +147,9 @@ async def phase(
         "writes_per_s": writers.ok / elapsed,
         "server_cpu_ms_per_write": cpu / max(writers.ok, 1) * 1000,
         "server_cpu_util": cpu / elapsed,
+        # Where the rest of the machine went: PostgreSQL and Redis, and this load client.
+        "db_bus_cpu_ms_per_write": db_cpu / max(writers.ok, 1) * 1000,
+        "client_cpu_ms_per_write": own_cpu / max(writers.ok, 1) * 1000,
         **latency_summary(writers.latencies),
     }
     if profiler is not None:
@@ -228,6 +257,8 @@ def report(data: dict[str, Any]) -> None:
         "writes_per_s",
         "server_cpu_ms_per_write",
         "server_cpu_util",
+        "db_bus_cpu_ms_per_write",
+        "client_cpu_ms_per_write",
         "p50_ms",
         "p99_ms",
         "max_ms",
