@@ -90,3 +90,21 @@ async def test_at_most_max_batches_are_kept_least_recently_used_first_out() -> N
     assert len(log.reads) == reads
     await cache.after(10)
     assert len(log.reads) == reads + 1
+
+
+async def test_what_the_bus_lost_is_read_from_the_durable_history() -> None:
+    emptied = Log(last=0)  # Redis came back empty, nothing republished yet
+    outbox = Log(last=30)
+    cache = ReplayCache(emptied, durable=outbox, batch_size=10)
+    batch = await cache.after(20, upto=30)
+    assert [e.event_id for e, _ in batch] == list(range(21, 31))
+    assert outbox.reads == [20] and cache.durable_reads == 1
+
+
+async def test_an_empty_answer_at_the_head_of_the_stream_is_not_a_loss() -> None:
+    bus = Log(last=30)
+    outbox = Log(last=30)
+    cache = ReplayCache(bus, durable=outbox, batch_size=10)
+    assert await cache.after(30, upto=30) == []
+    assert await cache.after(30) == []
+    assert outbox.reads == [] and cache.durable_reads == 0

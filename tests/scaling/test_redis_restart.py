@@ -179,3 +179,30 @@ async def test_an_outage_longer_than_the_window_sends_clients_to_resync_not_to_s
         await create_bugs(factory, admin, project, 1, "after")
         newest = await last_event_id(factory.ctx)
         assert bug_ids(await until(again, newest)) == [newest]
+
+
+async def test_a_resume_the_emptied_log_cannot_serve_is_replayed_from_the_outbox(
+    factory: Factory, redis_server: ThrowawayRedis
+) -> None:
+    """Redis came back empty and the relay has not republished yet (here: it is stopped): a
+    client resuming from before the loss gets its events from the outbox, not a silent gap
+    (issue 11: 0 of 50 events, and no resync_required, for clients resuming in that window)."""
+    dev = await factory.user(Role.DEVELOPER)
+    project = await factory.project(dev)
+    admin = await factory.admin()
+    async with live_server(factory.ctx, bus_url=redis_server.url) as live:
+        watcher = await live.connect(dev)
+        await create_bugs(factory, admin, project, 60, "before")
+        last = await last_event_id(factory.ctx)
+        seen = bug_ids(await until(watcher, last))
+        assert live.gateway.hub.position == last
+
+        relay = live.app.state.runtime.relay
+        await relay.stop()  # the republishing has not reached these events yet
+        redis_server.kill()  # kill -9 ...
+        await redis_server.start()  # ... and back, empty
+        resume_from = seen[-51]
+        resumed = await live.connect(dev, query=f"last_event_id={resume_from}")
+        got = await until(resumed, last)
+        assert bug_ids(got) == seen[-50:]
+        assert live.gateway.replays.durable_reads >= 1

@@ -54,6 +54,7 @@ from bugstream.gateway.subscriptions import apply_subscription
 from bugstream.gateway.telemetry import NullTelemetry, Telemetry
 from bugstream.services.access_snapshot import AccessSnapshot, load_access
 from bugstream.services.context import Actor, ServiceContext
+from bugstream.services.history import OutboxHistory
 from bugstream.services.users import active_user
 
 log = logging.getLogger("bugstream.gateway")
@@ -97,7 +98,7 @@ class Gateway:
             clock=clock,
         )
         self.limiter = RateLimiter(config.rate_capacity, config.rate_refill_per_second, clock)
-        self.replays = ReplayCache(bus)
+        self.replays = ReplayCache(bus, durable=OutboxHistory(ctx))
         self.load_access = AccessLoader(
             lambda user_id: load_access(ctx, user_id), concurrency=config.access_load_concurrency
         )
@@ -445,7 +446,7 @@ class Gateway:
             else:
                 cursor = after_id
                 while cursor < upto:
-                    batch = await self.replays.after(cursor)
+                    batch = await self.replays.after(cursor, upto)
                     if not batch:
                         break
                     for event, item in batch:

@@ -9,11 +9,18 @@ A batch never goes stale: the bus's log is append-only in event-id order (the ou
 ids follow commit order), so once a batch ends at id e, no event with an id below e can appear
 later; a client that needs more goes on from e. A batch may outlive the log's retention; its
 events are still the right ones, just older than the log now keeps.
+
+When the bus has nothing after a cursor that is below what this instance has already
+delivered (`upto`), the bus lost events it had (Redis restarted empty, and the relays have not
+republished that far yet): the batch comes from the durable history (the outbox) instead. A
+silent empty answer there would skip the events without a `resync_required`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import OrderedDict
 from typing import Protocol
 
@@ -23,6 +30,8 @@ from bugstream.gateway.hub import outgoing
 
 Batch = list[tuple[Event, Outgoing]]
 
+log = logging.getLogger("bugstream.gateway")
+
 
 class Log(Protocol):
     """The part of the bus a replay reads."""
@@ -31,8 +40,19 @@ class Log(Protocol):
 
 
 class ReplayCache:
-    def __init__(self, log: Log, *, batch_size: int = 500, max_batches: int = 64) -> None:
+    def __init__(
+        self,
+        log: Log,
+        *,
+        durable: Log | None = None,
+        batch_size: int = 500,
+        max_batches: int = 64,
+    ) -> None:
         self._log = log
+        self._durable = durable
+        #: Batches read from the durable history because the bus had lost them.
+        self.durable_reads = 0
+        self._warned_at = 0.0
         self.batch_size = batch_size
         self._max_batches = max_batches
         self._batches: OrderedDict[int, Batch] = OrderedDict()
@@ -41,8 +61,29 @@ class ReplayCache:
     def __len__(self) -> int:
         return len(self._batches)
 
-    async def after(self, cursor: int) -> Batch:
-        """The events after `cursor` (up to `batch_size`), with their frames; [] if none."""
+    async def after(self, cursor: int, upto: int | None = None) -> Batch:
+        """The events after `cursor` (up to `batch_size`), with their frames; [] if none.
+
+        With `upto` (the newest id the caller knows was committed), an empty answer from the
+        bus while `cursor < upto` is read from the durable history instead.
+        """
+        batch = await self._after(cursor)
+        if batch or upto is None or cursor >= upto or self._durable is None:
+            return batch
+        events = await self._durable.replay(cursor, self.batch_size)
+        self.durable_reads += 1
+        now = time.monotonic()
+        if now - self._warned_at > 60:
+            self._warned_at = now
+            log.warning(
+                "the event log lacks events after %d that were delivered (up to %d): it lost "
+                "them (Redis restarted empty?); replaying from the outbox",
+                cursor,
+                upto,
+            )
+        return [(event, outgoing(event)) for event in events]
+
+    async def _after(self, cursor: int) -> Batch:
         batch = self._batches.get(cursor)
         if batch is not None:
             self._batches.move_to_end(cursor)
