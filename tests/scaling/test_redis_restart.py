@@ -206,3 +206,31 @@ async def test_a_resume_the_emptied_log_cannot_serve_is_replayed_from_the_outbox
         got = await until(resumed, last)
         assert bug_ids(got) == seen[-50:]
         assert live.gateway.replays.durable_reads >= 1
+
+
+async def test_resuming_right_after_redis_comes_back_empty_loses_nothing_repeatedly(
+    factory: Factory, redis_server: ThrowawayRedis
+) -> None:
+    """The race of issue 11 as it happened: the relay running, clients resuming within
+    milliseconds of the restart, while the log is being rebuilt. Five rounds, 0 lost."""
+    dev = await factory.user(Role.DEVELOPER)
+    project = await factory.project(dev)
+    admin = await factory.admin()
+    async with live_server(factory.ctx, bus_url=redis_server.url) as live:
+        watcher = await live.connect(dev)
+        for round_ in range(5):
+            await create_bugs(factory, admin, project, 30, f"round {round_}")
+            last = await last_event_id(factory.ctx)
+            seen = bug_ids(await until(watcher, last))
+            redis_server.kill()
+            await redis_server.start()
+            resumers = [
+                await live.connect(dev, query=f"last_event_id={seen[-21]}") for _ in range(3)
+            ]
+            for client in resumers:
+                assert bug_ids(await until(client, last)) == seen[-20:]
+                await client.close()
+            # the watcher carries on too, once each and in order
+            await create_bugs(factory, admin, project, 1, "next")
+            newest = await last_event_id(factory.ctx)
+            assert bug_ids(await until(watcher, newest)) == [newest]
