@@ -290,7 +290,7 @@ class Runtime:
     async def stop(self) -> None:
         """Stop every part, each within the shutdown grace: a step that hangs (a dependency
         that does not answer) is abandoned and named in the log, so SIGTERM always ends."""
-        if self.relay is not None:
+        if self.relay is not None and self.relay.wake in self.ctx.db.on_events_committed:
             self.ctx.db.on_events_committed.remove(self.relay.wake)
         steps: list[tuple[str, Callable[[], Awaitable[None]] | None]] = [
             ("performance summary", self.summary.stop if self.summary else None),
@@ -336,7 +336,12 @@ def create_app(settings: Settings | None = None, *, ctx: ServiceContext | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         app.state.runtime = runtime
-        await runtime.start()
+        try:
+            await runtime.start()
+        except BaseException:
+            # What started before the failure (the relay, the bus, loops) must not run on.
+            await runtime.stop()
+            raise
         try:
             # uvicorn hands lifespan state to the /ws protocol (gateway/uvicorn_protocol.py).
             yield {GATEWAY_STATE_KEY: runtime.gateway}

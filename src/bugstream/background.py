@@ -60,6 +60,10 @@ class BackgroundLoop:
         """Run the step now instead of at the end of the interval."""
         self._wakeup.set()
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         self.stopping = False
         self._task = asyncio.create_task(self._run(), name=self._name)

@@ -338,3 +338,26 @@ async def test_skipped_notices_reach_on_skipped_in_their_place() -> None:
             if item.event_id == 4:
                 break
     assert seen == ["event 1", "skipped [2, 3]: superseded by a newer state", "event 4"]
+
+
+async def test_processed_event_id_is_what_the_application_finished_with() -> None:
+    """`last_event_id` counts events received, some still queued; persisting it after a
+    crash skipped them (issue 11.7). `processed_event_id` moves only when the application
+    asks for the next event."""
+    script: list[Step] = [Serve(events=[event(5), event(6), event(7)], latest_event_id=4)]
+    async with (
+        scripted_server(script) as server,
+        Client(server.url, token="t", sleep=FakeSleep(), random=always_one) as client,
+    ):
+        seen: list[int] = []
+        with pytest.raises(RuntimeError, match="crashed on 6"):
+            async for item in client.events():
+                assert client.processed_event_id == (seen[-1] if seen else 4)
+                if item.event_id == 6:
+                    await asyncio.sleep(0.1)  # 7 arrives meanwhile: received, queued
+                    assert client.last_event_id == 7
+                    raise RuntimeError("crashed on 6")
+                seen.append(item.event_id)
+        # 6 was not finished: a later run resuming from here gets 6 and 7 again.
+        assert client.processed_event_id == 5
+        assert client.last_event_id == 7

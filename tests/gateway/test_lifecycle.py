@@ -552,3 +552,30 @@ async def test_sigterm_closes_every_client_with_1001_and_exits_promptly(served: 
     # uvicorn re-raises SIGTERM after a graceful shutdown, so the status tells why it ended.
     assert returncode in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in "".join(served.output)
+
+
+async def test_a_failing_sweep_does_not_stop_heartbeats_for_good(
+    factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One exception in the sweeper used to end heartbeats and token expiry (issue 11.6)."""
+    dev = await factory.user(Role.DEVELOPER)
+    async with live_server(
+        factory.ctx, ws_ping_interval_seconds=0.15, ws_idle_timeout_seconds=0.6
+    ) as live:
+        failures = 0
+        sweep = live.gateway.abuse.sweep
+
+        def fails_twice() -> None:
+            nonlocal failures
+            if failures < 2:
+                failures += 1
+                raise RuntimeError("a bug in one sweep")
+            sweep()
+
+        monkeypatch.setattr(live.gateway.abuse, "sweep", fails_twice)
+        silent = await RawClient.open(
+            f"{live.ws_url}?token={live.token_for(dev)}", answer_pings=False
+        )
+        code, _ = await silent.until_closed()
+        assert failures == 2
+        assert code == 4100  # the silent client was still found out

@@ -6,13 +6,14 @@ import asyncio
 import time
 from typing import Any
 
+import jwt
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
 from bugstream.domain.enums import Role
 from tests.support.factory import Factory
-from tests.support.live import Client, LiveServer, live_server, pong, refused
+from tests.support.live import TEST_SECRET, Client, LiveServer, live_server, pong, refused
 from tests.support.waiting import wait_until
 
 # Generous limits so that only the limit a test is about can trigger.
@@ -326,3 +327,31 @@ async def test_repeated_invalid_tokens_block_the_address(factory: Factory) -> No
             await live.connect(dev)
         assert refused_handshake.value.response.status_code == 429
         assert b"blocked" in refused_handshake.value.response.body
+
+
+async def test_a_10_kb_token_is_accepted_at_ws_as_over_rest(factory: Factory) -> None:
+    """An identity provider's token can be large; /ws refused 10 KB with HTTP 414/431 while
+    REST took it (issue 11.6). Both take tokens up to MAX_TOKEN_LENGTH (16 KiB)."""
+    dev = await factory.user(Role.DEVELOPER)
+    now = int(time.time())
+    claims = {
+        "sub": str(dev.id),
+        "role": "developer",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "groups": ["g" * 40] * 220,  # ~10 KB of claims, as large IdP tokens carry
+    }
+    token = jwt.encode(claims, TEST_SECRET, algorithm="HS256")
+    assert 10_000 < len(token) < 16_384
+    async with live_server(factory.ctx) as live:
+        async with live.http() as http:
+            me = await http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200
+        in_query = await live.connect(token)
+        assert in_query.welcome["user"]["id"] == dev.id
+        in_header = await Client.open(
+            live.ws_url, additional_headers={"Authorization": f"Bearer {token}"}
+        )
+        assert in_header.welcome["user"]["id"] == dev.id
+        await in_header.close()

@@ -43,6 +43,8 @@ async def test_connections_messages_errors_and_deliveries_are_counted(factory: F
         assert (await a.next())["type"] == "pong"
         await a.send({"type": "ping"})  # the bucket of 3 is empty now
         assert (await a.next())["payload"]["code"] == "rate_limited"
+        await b.ws.send("not json at all")
+        assert (await b.next())["payload"]["code"] == "invalid_message_format"
 
         bug = await factory.bug(project, alice)
         for client in (a, b):
@@ -56,6 +58,10 @@ async def test_connections_messages_errors_and_deliveries_are_counted(factory: F
         assert value(s, "bugstream_ws_connects_total", result="invalid_token") == 1
         assert value(s, "bugstream_auth_failures_total", code="invalid_token") == 1
         assert value(s, "bugstream_ws_messages_in_total", type="ping") == 2
+        # Refused and malformed messages are messages received too: errors / messages is
+        # then a true error rate (issue 11.6).
+        assert value(s, "bugstream_ws_messages_in_total", type="rate_limited") == 1
+        assert value(s, "bugstream_ws_messages_in_total", type="invalid") == 1
         assert value(s, "bugstream_errors_total", code="unknown_event_type") == 1
         assert value(s, "bugstream_errors_total", code="rate_limited") == 1
         assert value(s, "bugstream_ws_rate_limited_total") == 1

@@ -125,7 +125,7 @@ class Client:
 
     Give `token` (a JWT), or `token_provider` (a sync or async callable returning one: the
     client then refreshes tokens by itself), or both. `last_event_id` resumes a stream a
-    previous run left (persist `client.last_event_id` to use it). `sleep` and `random` are
+    previous run left (persist `client.processed_event_id` to use it). `sleep` and `random` are
     the backoff's clock and jitter source (tests replace them).
     """
 
@@ -164,6 +164,7 @@ class Client:
         self._token = token
         self._provider = token_provider
         self._last_event_id = last_event_id
+        self._processed_event_id = last_event_id
         self._backoff = backoff or Backoff()
         self._command_timeout = command_timeout
         self._open_timeout = open_timeout
@@ -253,8 +254,18 @@ class Client:
 
     @property
     def last_event_id(self) -> int | None:
-        """The id of the newest event received (persist it to resume in a later run)."""
+        """The id of the newest event received: where a reconnect resumes. Events received
+        may still wait in the queue for `events()`; to resume a later run, persist
+        `processed_event_id` instead."""
         return self._last_event_id
+
+    @property
+    def processed_event_id(self) -> int | None:
+        """The id of the newest event the application finished with: its handlers ran and
+        the loop over `events()` asked for the next one (or `run()` went on). Persist this
+        to resume a later run: nothing queued but not yet handled is skipped; at worst the
+        last event is handled twice (a loop left with `break` did not ask for the next)."""
+        return self._processed_event_id
 
     @property
     def welcome(self) -> dict[str, Any]:
@@ -318,6 +329,9 @@ class Client:
                 if self.on_resync is None:
                     raise item
                 await _maybe_await(self.on_resync(item))
+                # The application refetched its state: what it has is as of the server's
+                # newest event when it was told.
+                self._processed_event_id = max(self._processed_event_id or 0, item.latest_event_id)
                 continue
             if isinstance(item, Skipped):
                 if self.on_skipped is not None:
@@ -327,6 +341,7 @@ class Client:
                 if event_type in (None, item.type) and name in (None, item.event):
                     await _maybe_await(handler(item))
             yield item
+            self._processed_event_id = item.event_id
 
     async def run(self) -> None:
         """Take events and run the handlers until the client is closed; raises like
@@ -518,6 +533,8 @@ class Client:
         if self._last_event_id is None and isinstance(latest, int):
             # A fresh start: what follows the server's position at this welcome is new.
             self._last_event_id = latest
+            if self._processed_event_id is None:  # a fresh start begins at the live stream
+                self._processed_event_id = latest
         self._ws = ws
         self._ready.set()
         self._set_state(Phase.CONNECTED, connection_id=self.connection_id)

@@ -150,6 +150,7 @@ class Gateway:
             self.revoke(conn, CloseCode.GOING_AWAY, "server shutting down")
         if self._sweeper is not None:
             self._sweeper.cancel()
+            self._sweeper = None
         await cancel_and_wait(self._consumer)
         self._consumer = None
         for task in list(self._tasks):
@@ -320,6 +321,7 @@ class Gateway:
         try:
             retry_after = self.limiter.take(conn.user_id)
             if retry_after:
+                self.telemetry.message_in("rate_limited")
                 self.telemetry.rate_limit_hit()
                 self._strike(conn, "rate_limited")
                 # Echo the refused command's request id, so the client can fail that request.
@@ -332,6 +334,8 @@ class Gateway:
             try:
                 message = parse(data, self.config.max_message_bytes)
             except MessageError as exc:
+                # Counted as received, or the error rate (errors / messages) overstates.
+                self.telemetry.message_in("invalid")
                 if exc.code is ErrorCode.MESSAGE_TOO_LARGE:
                     self._strike(conn, "message_too_large")
                 raise
@@ -604,6 +608,16 @@ class Gateway:
         self._sweeper = asyncio.get_running_loop().call_later(interval, self._sweep)
 
     def _sweep(self) -> None:
+        try:
+            self._sweep_once()
+        except Exception:
+            # One failure must not end heartbeats and token expiry for good.
+            log.exception("connection sweep failed; the next one runs as usual")
+        finally:
+            if self._sweeper is not None:  # None once stopped
+                self._schedule_sweep()
+
+    def _sweep_once(self) -> None:
         now = self.clock()
         wall = self.wall_clock()
         config = self.config
@@ -617,7 +631,6 @@ class Gateway:
                 conn.sink.send_ping()
         self.hub.check_backlogs()
         self.abuse.sweep()
-        self._schedule_sweep()
 
     def _security_event(self, kind: str, key: str, details: dict[str, object]) -> None:
         # One line per strike or block, with the fields an operator filters on.
