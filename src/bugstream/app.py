@@ -198,7 +198,11 @@ class Runtime:
         self.relay.start()
         if isinstance(self.bus, RedisBus):
             # The per-user connection limit holds across every instance on this Redis.
-            self.slots = RedisSlots(self.bus.redis, ttl=settings.ws_slot_lease_seconds)
+            self.slots = RedisSlots(
+                self.bus.redis,
+                ttl=settings.ws_slot_lease_seconds,
+                instance_ttl=settings.ws_instance_ttl_seconds,
+            )
             self.slots.start()
         self.gateway = Gateway(
             ctx=ctx,

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     ws_block_seconds: float = Field(default=300.0, ge=0)
     #: With a Redis bus: how long a crashed instance's connections keep counting.
     ws_slot_lease_seconds: float = Field(default=30.0, gt=0)
+    #: With Redis: how long a killed instance's connections still count (its liveness key).
+    ws_instance_ttl_seconds: float = Field(default=3.0, gt=0)
     ws_allowed_origins: list[str] = Field(default_factory=list)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
 

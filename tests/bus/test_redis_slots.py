@@ -27,10 +27,10 @@ class Instances:
         self.clients: list[Redis] = []
         self.slots: list[RedisSlots] = []
 
-    def new(self, *, ttl: float = TTL) -> RedisSlots:
+    def new(self, *, ttl: float = TTL, instance_ttl: float = 3.0) -> RedisSlots:
         client = Redis.from_url(self.url)
         self.clients.append(client)
-        slots = RedisSlots(client, ttl=ttl, prefix=self.prefix)
+        slots = RedisSlots(client, ttl=ttl, instance_ttl=instance_ttl, prefix=self.prefix)
         self.slots.append(slots)
         return slots
 
@@ -136,3 +136,46 @@ async def test_a_connection_released_while_its_renewal_is_in_flight_is_not_re_ad
     monkeypatch.setattr(slots, "_renew", released_first)
     await slots.renew()
     assert await other.acquire(1, "next", 1)
+
+
+async def test_a_killed_instances_slots_free_within_its_liveness_ttl(
+    instances: Instances,
+) -> None:
+    """kill -9: the instance neither releases nor refreshes. Its leases (30 s) stop counting
+    once its liveness key lapses (here 0.5 s), not after the lease (issue 11.3)."""
+    killed = instances.new(ttl=30.0, instance_ttl=0.5)  # never started: it does not refresh
+    alive = instances.new(ttl=30.0, instance_ttl=0.5)
+    alive.start()
+    for conn in ("k1", "k2", "k3"):
+        assert await killed.acquire(1, conn, LIMIT)
+    assert not await alive.acquire(1, "a1", LIMIT)
+    await asyncio.sleep(0.8)
+    assert await alive.acquire(1, "a1", LIMIT)
+    assert await alive.acquire(1, "a2", LIMIT)
+
+
+async def test_a_live_instance_keeps_its_slots_past_many_liveness_periods(
+    instances: Instances,
+) -> None:
+    running = instances.new(ttl=30.0, instance_ttl=0.3)
+    other = instances.new(ttl=30.0, instance_ttl=0.3)
+    running.start()
+    other.start()
+    for conn in ("r1", "r2", "r3"):
+        assert await running.acquire(1, conn, LIMIT)
+    await asyncio.sleep(1.5)  # five liveness periods
+    assert not await other.acquire(1, "o1", LIMIT)
+
+
+async def test_a_stalled_instance_gets_its_leases_back_at_its_next_refresh(
+    instances: Instances,
+) -> None:
+    stalled = instances.new(ttl=30.0, instance_ttl=0.3)
+    other = instances.new(ttl=30.0, instance_ttl=0.3)
+    for conn in ("s1", "s2"):
+        assert await stalled.acquire(1, conn, 2)
+    await asyncio.sleep(0.5)  # its loop did not run: the key lapsed
+    assert await other.acquire(1, "o1", 2)  # and the others dropped its leases
+    await other.release(1, "o1")
+    await stalled.keep_alive()  # it runs again: finds its key lapsed, re-adds everything
+    assert not await other.acquire(1, "o2", 2)
