@@ -567,3 +567,31 @@ async def test_the_backlog_metric_shows_changes_waiting_when_no_instance_capture
     assert await process_captured_changes(factory.ctx) == 1
     assert kinds(await events_since(factory.ctx, mark)) == [("project", "updated")]
     assert await oldest_pending_age(factory.ctx) == 0.0
+
+
+async def test_a_2000_row_cascade_gives_one_project_deleted_however_it_is_batched(
+    factory: Factory,
+) -> None:
+    """A SQL delete of a project with 2,000 bugs records 2,000 cascaded deletes after the
+    project's. Read 500 at a time without regard to transactions, the batches after the first
+    no longer saw the project's delete and emitted 1,500 spurious `bug_report.deleted`
+    (issue 11.5). A batch now takes every change of the transactions it holds."""
+    w = await World(factory).build()
+    async with psql(w.ctx) as conn:
+        await conn.execute(
+            "INSERT INTO bug_reports (project_id, title, description, status, priority,"
+            " reporter_id, created_at, updated_at)"
+            " SELECT $1, 'bulk ' || n, '', 'open', 'low', $2, now(), now()"
+            " FROM generate_series(1, 2000) AS n",
+            w.project.id,
+            w.reporter.id,
+        )
+    await process_captured_changes(w.ctx, batch=500)
+    mark = await last_event_id(w.ctx)
+    async with psql(w.ctx) as conn:
+        await conn.execute("DELETE FROM projects WHERE id = $1", w.project.id)
+    assert await pending_changes(w.ctx) > 2000
+    await process_captured_changes(w.ctx, batch=500)
+    assert await pending_changes(w.ctx) == 0
+    events = await events_since(w.ctx, mark)
+    assert [(e.type.value, e.event.value) for e in events] == [("project", "deleted")]

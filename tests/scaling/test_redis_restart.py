@@ -216,7 +216,9 @@ async def test_resuming_right_after_redis_comes_back_empty_loses_nothing_repeate
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
     admin = await factory.admin()
-    async with live_server(factory.ctx, bus_url=redis_server.url) as live:
+    # A watcher and three resuming clients of one user.
+    settings = {"bus_url": redis_server.url, "ws_max_connections_per_user": 4}
+    async with live_server(factory.ctx, **settings) as live:
         watcher = await live.connect(dev)
         for round_ in range(5):
             await create_bugs(factory, admin, project, 30, f"round {round_}")

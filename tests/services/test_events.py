@@ -1070,3 +1070,40 @@ async def test_comments_notify_only_reporters_who_still_see_the_project(
     events = await written_by(ctx, result, mark)
     assert kinds(events) == [("comment", "created"), ("notification", "comment_added")]
     await assert_notified(ctx, events[1], other_admin, COMMENTED, by_admin)
+
+
+async def test_a_rolled_back_savepoint_takes_its_events_back(
+    ctx: ServiceContext, team: Team
+) -> None:
+    """Events are written at commit, so a savepoint must drop the ones emitted inside it
+    when it rolls back (change capture skips a malformed change this way)."""
+    start = await last_event_id(ctx)
+
+    def values(title: str) -> dict[str, Any]:
+        now = ctx.clock()
+        return {
+            "project_id": team.project.id,
+            "title": title,
+            "description": "",
+            "status": "open",
+            "priority": "low",
+            "reporter_id": team.reporter.id,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    async with ctx.db.transaction() as tx:
+        kept = await tx.bugs.insert(values("kept"))
+        await tx.outbox.emit(bug_event(EventName.CREATED, kept))
+        with pytest.raises(RuntimeError, match="malformed"):
+            async with tx.savepoint():
+                dropped = await tx.bugs.insert(values("dropped"))
+                await tx.outbox.emit(bug_event(EventName.CREATED, dropped))
+                raise RuntimeError("malformed")
+        after = await tx.bugs.insert(values("after"))
+        await tx.outbox.emit(bug_event(EventName.CREATED, after))
+    titles = [e.payload["title"] for e in await events_since(ctx, start)]
+    assert titles == ["kept", "after"]
+    async with ctx.db.read() as repos:
+        rows, _ = await repos.bugs.list([], limit=100, offset=0)
+    assert "dropped" not in [bug.title for bug in rows]

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, or_, select, text
 
 from bugstream.background import BackgroundLoop
 from bugstream.domain.enums import NotificationType
@@ -217,7 +217,25 @@ async def process_captured_changes(ctx: ServiceContext, *, batch: int = 500) -> 
             ).all()
             if not rows:
                 return total
-            changes = _user_deletes_last([Change(row) for row in rows])
+            last_in_batch = rows[-1].id
+            # A batch ends at transaction boundaries: cascade folding and delete ordering look
+            # at a transaction's changes together, so every change of the transactions in the
+            # batch comes with it (they committed together: all are visible).
+            extra = (
+                (
+                    await tx.conn.execute(
+                        select(captured_changes)
+                        .where(
+                            captured_changes.c.id > last_in_batch,
+                            captured_changes.c.txid.in_({row.txid for row in rows}),
+                        )
+                        .order_by(captured_changes.c.id)
+                    )
+                ).all()
+                if len(rows) == batch
+                else []
+            )
+            changes = _user_deletes_last([Change(row) for row in [*rows, *extra]])
             deleted: dict[int, dict[str, set[int]]] = {}
             deleted_bugs: dict[str, int] = {}
             for change in changes:
@@ -238,13 +256,18 @@ async def process_captured_changes(ctx: ServiceContext, *, batch: int = 500) -> 
                 if _cascaded(change, deleted.get(change.txid, empty)):
                     continue
                 try:
-                    async with tx.conn.begin_nested():
+                    async with tx.savepoint():
                         await _events_for(ctx, tx, change, deleted_bugs)
                 except Exception:
                     # One malformed change must not block every later one.
                     log.exception("skipped captured change on %s (%s)", change.table, change.op)
             await tx.conn.execute(
-                delete(captured_changes).where(captured_changes.c.id <= rows[-1].id)
+                delete(captured_changes).where(
+                    or_(
+                        captured_changes.c.id <= last_in_batch,
+                        captured_changes.c.id.in_([row.id for row in extra]),
+                    )
+                )
             )
         total += len(rows)
         if len(rows) < batch:

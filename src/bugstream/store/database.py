@@ -96,6 +96,19 @@ class Transaction(Repositories):
         super().__init__(conn)
         self.outbox = OutboxWriter(conn)
 
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction: on an exception its rows are rolled back, and so are the
+        events emitted inside it (they are written only at commit, so a database savepoint
+        alone would not take them back)."""
+        mark = self.outbox.mark()
+        try:
+            async with self.conn.begin_nested():
+                yield
+        except BaseException:
+            self.outbox.forget_after(mark)
+            raise
+
 
 class Database:
     def __init__(self, engine: AsyncEngine) -> None:

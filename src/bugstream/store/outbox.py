@@ -62,6 +62,14 @@ class OutboxWriter:
         """Add an event; it is written, with the others, when the transaction commits."""
         self._pending.append(pending)
 
+    def mark(self) -> int:
+        """Where the events emitted so far end (for `forget_after`, with a savepoint)."""
+        return len(self._pending)
+
+    def forget_after(self, mark: int) -> None:
+        """Drop the events emitted after `mark` (their savepoint was rolled back)."""
+        del self._pending[mark:]
+
     async def flush(self) -> None:
         """Write the events emitted so far (in order); the last statement before COMMIT."""
         if not self._pending:
