@@ -224,3 +224,80 @@ async def test_a_client_past_the_backlog_bound_is_closed_with_4101_and_can_resum
         await resumed.close()
     finally:
         await cluster.close()
+
+
+REPLAY_EVENTS = 2_000  # x ~6 KB: a ~12 MiB replay, as in issue 11.2
+
+
+async def _replay_world(tmp_path: Path, **settings: object) -> tuple[Cluster, Instance, str, int]:
+    """A server, and ~12 MiB of events committed before any client resumes."""
+    cluster = await standalone(tmp_path, ws_max_connections_per_user=50, **settings)
+    factory = Factory(cluster.ctx)
+    dev = await factory.user(Role.DEVELOPER)
+    project = await factory.project(dev)
+    admin = await factory.admin()
+    instance = await cluster.start("a")
+    token = cluster.token_for(dev)
+    first = await connect(instance, token)
+    start = first.welcome["latest_event_id"]
+    await first.close()
+    for i in range(REPLAY_EVENTS):
+        data = BugCreate(project_id=project.id, title=f"{i}", description="r" * 6_000)
+        await bugs.create_bug(cluster.ctx, admin, data)
+    return cluster, instance, token, start
+
+
+async def test_replays_to_clients_that_do_not_read_stay_within_the_bound(tmp_path: Path) -> None:
+    """20 clients resume a ~12 MiB replay, each from its own position, and never read. The
+    replay is handed over as they drain, so the server holds about one batch and a write
+    window per client, not the replay (issue 11.2: +11.8 MiB per client)."""
+    cluster, instance, token, start = await _replay_world(
+        tmp_path, ws_max_backlog_bytes=4 * 1024 * 1024, ws_slow_consumer_seconds=3
+    )
+    try:
+        await asyncio.sleep(1.0)  # the relay and the replay window settle
+        baseline = rss_bytes(instance.process.pid)
+        stalled = [
+            await StalledClient.connect(instance.port, token, f"last_event_id={start + i}")
+            for i in range(20)
+        ]
+        peak = baseline
+        for _ in range(40):  # 2 s: the replays have had their chance to pile up
+            peak = max(peak, rss_bytes(instance.process.pid))
+            await asyncio.sleep(0.05)
+        growth = peak - baseline
+        assert growth < 40 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB for 20 clients"
+        # And they are cut as slow consumers once they took nothing for the grace (their close
+        # frame waits behind what their window did not take, so ask the server).
+        for _ in range(200):
+            metrics = await scrape(instance.http_url)
+            if value(metrics, "bugstream_ws_disconnects_total", reason="slow_consumer") == 20:
+                break
+            await asyncio.sleep(0.05)
+        assert value(metrics, "bugstream_ws_disconnects_total", reason="slow_consumer") == 20
+        for client in stalled:
+            client.close()
+    finally:
+        await cluster.close()
+
+
+async def test_clients_that_read_a_replay_larger_than_the_bound_are_not_cut(
+    tmp_path: Path,
+) -> None:
+    """20 clients resume the same ~12 MiB replay with a 1 MiB bound and read it: all of it
+    arrives, and none is called slow (issue 11.2: 20 of 20 were cut with 4101)."""
+    cluster, instance, token, start = await _replay_world(
+        tmp_path, ws_max_backlog_bytes=1024 * 1024, ws_conflate_backlog_bytes=262_144
+    )
+    try:
+        readers = [
+            await connect(instance, token, query=f"last_event_id={start}") for _ in range(20)
+        ]
+        counts = await asyncio.gather(*(created_events(r, REPLAY_EVENTS) for r in readers))
+        assert counts == [REPLAY_EVENTS] * 20
+        metrics = await scrape(instance.http_url)
+        assert value(metrics, "bugstream_ws_disconnects_total", reason="slow_consumer") == 0
+        for reader in readers:
+            await reader.close()
+    finally:
+        await cluster.close()

@@ -29,12 +29,13 @@ class StalledClient:
         self.sock = sock
 
     @classmethod
-    async def connect(cls, port: int, token: str) -> StalledClient:
+    async def connect(cls, port: int, token: str, query: str = "") -> StalledClient:
         loop = asyncio.get_running_loop()
         sock = await small_window_socket(port)
         key = base64.b64encode(os.urandom(16)).decode()
         request = (
-            f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"GET /ws?token={token}{'&' + query if query else ''} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )

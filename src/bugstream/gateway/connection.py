@@ -12,6 +12,7 @@ outbound queues, flushed together in a single `write`:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -102,7 +103,9 @@ class Connection:
         "control",
         "delivered_through",
         "dirty",
+        "drain_waiter",
         "held",
+        "held_bytes",
         "info",
         "last_activity",
         "last_ping",
@@ -139,6 +142,9 @@ class Connection:
         self.closed = False
         #: While a replay runs, live events wait here (they come after the replay).
         self.held: list[Outgoing] | None = None
+        self.held_bytes = 0
+        #: Resolved by the hub once what is queued has drained (a replay waits on it).
+        self.drain_waiter: asyncio.Future[None] | None = None
         #: Events up to this id are not sent live (the client already has them).
         self.skip_through = 0
         #: The id of the last event queued for this client (0: none yet).
@@ -152,8 +158,9 @@ class Connection:
         return self.info.user_id
 
     def backlog(self) -> int:
-        """Bytes waiting to reach this client: ours plus the transport's."""
-        return self.pending_bytes + self.buffered()
+        """Bytes waiting to reach this client: ours (live events held behind a replay
+        included) plus the transport's."""
+        return self.pending_bytes + self.held_bytes + self.buffered()
 
     def flush(self) -> int:
         """Write queued frames in one call (unless the transport is full); the number of

@@ -457,6 +457,11 @@ class Gateway:
                         if event.event_id > upto:
                             break
                         if self.hub.visible(conn, event):
+                            # Handed over as the client drains: a client that does not read
+                            # holds a write window, not the replay.
+                            await self.hub.wait_drained(conn)
+                            if conn.closed:
+                                return
                             self.hub.send_outgoing(conn, item)
                             conn.delivered_through = event.event_id
                             replayed += 1

@@ -25,7 +25,7 @@ import orjson
 from bugstream.domain.enums import Role, UserStatus
 from bugstream.domain.events import Event, EventName, EventType
 from bugstream.domain.protocol import CloseCode, ServerMessage
-from bugstream.gateway.connection import Connection, Outgoing
+from bugstream.gateway.connection import WRITE_WINDOW, Connection, Outgoing
 from bugstream.gateway.frames import text_frame
 from bugstream.gateway.telemetry import NullTelemetry, Telemetry
 
@@ -197,6 +197,7 @@ class Hub:
         self._connection_count -= 1
         self._project_audience.clear()
         self._over_bound.pop(conn, None)
+        self._notify_drained(conn)
         if not access.connections:
             self._unindex_user(conn.user_id, access)
             del self._users[conn.user_id]
@@ -356,8 +357,11 @@ class Hub:
                     continue
                 conn.delivered_through = event_id
                 recipients += 1
-                if conn.held is not None:
+                if conn.held is not None:  # behind a replay: counts toward its backlog
                     conn.held.append(item)
+                    conn.held_bytes += size
+                    if conn.held_bytes > self._max_backlog:
+                        self._check_bound(conn, self._clock())
                     continue
                 conn.pending.append(item)
                 conn.pending_bytes += size
@@ -403,6 +407,7 @@ class Hub:
     def release(self, conn: Connection) -> None:
         """Queue the held live events after whatever was sent meanwhile."""
         held, conn.held = conn.held, None
+        conn.held_bytes = 0
         for item in held or ():
             self._enqueue(conn, item, len(item[0]))
 
@@ -455,6 +460,8 @@ class Hub:
                     self._mark_dirty(conn)  # more than one window: the rest next pass
             if conn.pending_bytes + conn.buffered() > conflate_at:
                 self._relieve(conn)
+            if conn.drain_waiter is not None:
+                self._notify_drained(conn)
         self.socket_writes += writes
         self.frames_written += frames
         if self._unflushed:
@@ -496,6 +503,42 @@ class Hub:
         now = self._clock()
         for conn in list(self._over_bound):
             self._check_bound(conn, now)
+
+    async def wait_drained(self, conn: Connection, low_water: int = WRITE_WINDOW) -> None:
+        """Return once at most `low_water` bytes wait for `conn` (ours and the transport's),
+        or it closed. A replay hands its events over this way, as the client drains them,
+        instead of queueing all of them at once (issue 11.2). A client that takes nothing for
+        `slow_consumer_seconds` meanwhile is cut off (4101), as one over the bound would be:
+        the rest of its replay is its backlog too."""
+        while not conn.closed and conn.pending_bytes + conn.buffered() > low_water:
+            waiter = asyncio.get_running_loop().create_future()
+            conn.drain_waiter = waiter
+            writes = conn.writes
+            try:
+                async with asyncio.timeout(max(self._slow_after, 0.05)):
+                    await waiter
+            except TimeoutError:
+                if conn.writes == writes:  # it took nothing: a slow consumer, as in flushes
+                    self._telemetry.events_dropped("slow_consumer", len(conn.pending))
+                    self._revoke(conn, CloseCode.SLOW_CONSUMER, "client is not reading fast enough")
+                    return
+            finally:
+                conn.drain_waiter = None
+
+    def _notify_drained(self, conn: Connection) -> None:
+        waiter = conn.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def writable_again(self, conn: Connection) -> None:
+        """The transport drained below its low-water mark: write what waits, and wake a
+        replay waiting for room."""
+        conn.paused = False
+        written = conn.flush()
+        if written:
+            self.socket_writes += 1
+            self.frames_written += written
+        self._notify_drained(conn)
 
     def flush_now(self, conn: Connection) -> None:
         """Write what is pending for `conn` at once (before closing it)."""

@@ -46,7 +46,9 @@ class ReplayCache:
         *,
         durable: Log | None = None,
         batch_size: int = 500,
+        max_batch_bytes: int = 512 * 1024,
         max_batches: int = 64,
+        max_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self._log = log
         self._durable = durable
@@ -54,6 +56,11 @@ class ReplayCache:
         self.durable_reads = 0
         self._warned_at = 0.0
         self.batch_size = batch_size
+        # Bounds in bytes of frames: a batch (what one resuming client holds while it drains
+        # it) and the cache (what all of them share); events may be large (issue 11.2).
+        self._max_batch_bytes = max_batch_bytes
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._max_batches = max_batches
         self._batches: OrderedDict[int, Batch] = OrderedDict()
         self._inflight: dict[int, asyncio.Future[Batch]] = {}
@@ -81,7 +88,19 @@ class ReplayCache:
                 cursor,
                 upto,
             )
-        return [(event, outgoing(event)) for event in events]
+        return self._encoded(events)
+
+    def _encoded(self, events: list[Event]) -> Batch:
+        """The events with their frames, cut after `max_batch_bytes` (at least one)."""
+        batch: Batch = []
+        size = 0
+        for event in events:
+            item = outgoing(event)
+            batch.append((event, item))
+            size += len(item[0])
+            if size >= self._max_batch_bytes:
+                break
+        return batch
 
     async def _after(self, cursor: int) -> Batch:
         batch = self._batches.get(cursor)
@@ -97,9 +116,17 @@ class ReplayCache:
 
     async def _load(self, cursor: int) -> Batch:
         events = await self._log.replay(cursor, self.batch_size)
-        batch = [(event, outgoing(event)) for event in events]
+        batch = self._encoded(events)
         if batch:  # an empty answer may not stay empty
             self._batches[cursor] = batch
-            while len(self._batches) > self._max_batches:
-                self._batches.popitem(last=False)
+            self._bytes += _size(batch)
+            while len(self._batches) > self._max_batches or (
+                self._bytes > self._max_bytes and len(self._batches) > 1
+            ):
+                _, evicted = self._batches.popitem(last=False)
+                self._bytes -= _size(evicted)
         return batch
+
+
+def _size(batch: Batch) -> int:
+    return sum(len(item[0]) for _, item in batch)

@@ -120,8 +120,7 @@ class GatewayProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._paused = False
         if self.conn is not None:
-            self.conn.paused = False
-            self.conn.flush()
+            self.gateway.hub.writable_again(self.conn)
 
     def _stop_writing(self) -> None:
         """No frame may follow a close frame, nor go to a closing transport."""
