@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from bugstream.domain.enums import Role
-from bugstream.domain.models import BugCreate, BugUpdate
+from bugstream.domain.models import BugCreate, BugUpdate, Project
 from bugstream.services import bugs
+from bugstream.services.context import Actor
 from bugstream.store import migrate
 from bugstream.store.database import create_engine
 from bugstream.store.outbox import read_events_after
@@ -191,12 +192,7 @@ async def test_a_client_past_the_backlog_bound_is_closed_with_4101_and_can_resum
         ws_slow_consumer_seconds=0.5,
     )
     try:
-        factory = Factory(cluster.ctx)
-        dev = await factory.user(Role.DEVELOPER)
-        project = await factory.project(dev)
-        admin = await factory.admin()
-        instance = await cluster.start("a")
-        token = cluster.token_for(dev)
+        project, admin, instance, token = await _developer_project(cluster)
         reader = await connect(instance, token)
         start = reader.welcome["latest_event_id"]
         reading = asyncio.create_task(created_events(reader, 100))
@@ -226,18 +222,24 @@ async def test_a_client_past_the_backlog_bound_is_closed_with_4101_and_can_resum
         await cluster.close()
 
 
+async def _developer_project(cluster: Cluster) -> tuple[Project, Actor, Instance, str]:
+    """A developer's project, an admin to write in it, a running instance and the
+    developer's token."""
+    factory = Factory(cluster.ctx)
+    dev = await factory.user(Role.DEVELOPER)
+    project = await factory.project(dev)
+    admin = await factory.admin()
+    instance = await cluster.start("a")
+    return project, admin, instance, cluster.token_for(dev)
+
+
 REPLAY_EVENTS = 2_000  # x ~6 KB: a ~12 MiB replay, as in issue 11.2
 
 
 async def _replay_world(tmp_path: Path, **settings: object) -> tuple[Cluster, Instance, str, int]:
     """A server, and ~12 MiB of events committed before any client resumes."""
     cluster = await standalone(tmp_path, ws_max_connections_per_user=50, **settings)
-    factory = Factory(cluster.ctx)
-    dev = await factory.user(Role.DEVELOPER)
-    project = await factory.project(dev)
-    admin = await factory.admin()
-    instance = await cluster.start("a")
-    token = cluster.token_for(dev)
+    project, admin, instance, token = await _developer_project(cluster)
     first = await connect(instance, token)
     start = first.welcome["latest_event_id"]
     await first.close()

@@ -7,9 +7,11 @@ REST client logged in as a user.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -120,6 +122,17 @@ class Site:
     def output(self) -> str:
         path = self.data_dir / "server.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def outbox_ids(self, project_id: int, *, after: int) -> list[int]:
+        """The ids of the project's events after `after`, in commit order, read from the
+        server's SQLite file (what a member of the project must receive)."""
+        path = self.data_dir / "bugstream.db"
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute(
+                "SELECT id FROM outbox WHERE id > ? AND project_id = ? ORDER BY id",
+                (after, project_id),
+            ).fetchall()
+        return [int(row[0]) for row in rows]
 
     def api(self, username: str) -> httpx.Client:
         """A REST client with a fresh token of `username` (close it after use)."""

@@ -446,6 +446,30 @@ def test_pings_every_25_seconds_and_drops_a_connection_that_stays_silent(page: P
     assert (result["phase"], result["attempt"]) == ("reconnecting", 1)
 
 
+def test_a_pong_timeout_longer_than_the_ping_interval_still_expires(page: Page) -> None:
+    """The deadline counts from the first unanswered ping, not from the latest one: with
+    pings every 0.5 s and a 1 s pong timeout, a silent link is given up 1.5 s in."""
+    result = run(
+        page,
+        """
+        const w = world({ pingInterval: 500, pongTimeout: 1000 });
+        w.connect();
+        await flush();
+        const ws = w.sockets[0];
+        ws.welcome(w.clock);
+        await w.clock.advance(1_499);
+        const before = ws.closedWith !== null;
+        await w.clock.advance(1);
+        return { before, closed: ws.closedWith !== null, phase: w.state().phase,
+                 pings: ws.sent.filter((m) => m.type === "ping").length };
+        """,
+    )
+    assert result["before"] is False
+    assert result["closed"] is True
+    assert result["phase"] == "reconnecting"
+    assert result["pings"] == 2
+
+
 def test_token_refresh_before_expiry_keeps_the_connection(page: Page) -> None:
     result = run(
         page,

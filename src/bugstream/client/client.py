@@ -145,6 +145,7 @@ class Client:
         refresh_margin: float = 30.0,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
+        close_timeout: float = 2.0,
         ssl: ssl_module.SSLContext | None = None,
         sleep: Sleep | None = None,
         random: Callable[[], float] | None = None,
@@ -172,6 +173,7 @@ class Client:
         self._refresh_margin = refresh_margin
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
+        self._close_timeout = close_timeout
         self._ssl = ssl
         self._sleep: Sleep = sleep or asyncio.sleep
         self._random = random or random_module.random
@@ -477,6 +479,10 @@ class Client:
                 open_timeout=self._open_timeout,
                 ping_interval=self._ping_interval,
                 ping_timeout=self._ping_timeout,
+                # A dead link never answers the close frame either: waiting websockets'
+                # default 10 s for it kept a client on a stalled link "connected" that long
+                # after its pings had gone unanswered.
+                close_timeout=self._close_timeout,
                 ssl=self._ssl,
             )
         except InvalidStatus as exc:

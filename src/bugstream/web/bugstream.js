@@ -636,11 +636,14 @@ export class BugstreamClient extends EventTarget {
       } catch {
         return; // closing: the close event follows
       }
-      this._cancel("pong");
-      this._timers.pong = this._setTimeout(() => {
-        this._timers.pong = null;
-        this._abandon(ws, CloseCode.ABNORMAL, "no answer to ping");
-      }, this._pongTimeout);
+      // The deadline runs from the first unanswered ping: restarting it at every ping never
+      // let it expire when pongTimeout >= pingInterval, and a stalled link stayed "connected".
+      if (this._timers.pong === null) {
+        this._timers.pong = this._setTimeout(() => {
+          this._timers.pong = null;
+          this._abandon(ws, CloseCode.ABNORMAL, "no answer to ping");
+        }, this._pongTimeout);
+      }
       this._schedulePing(ws);
     }, this._pingInterval);
   }
