@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import ConfigDict, ValidationError
 
-from bugstream.domain.events import EVENT_NAMES, EventName, EventType
+from bugstream.domain.catalog import CATALOG, EVENT_NAMES, EventName, EventType
 from bugstream.domain.models import (
     BugReport,
     Comment,
@@ -38,14 +38,8 @@ class RawPayload(Entity):
 
 EventPayload = BugReport | Comment | Project | User | Notification | Membership | RawPayload
 
-ENTITY_FOR_TYPE: dict[EventType, type[Entity]] = {
-    EventType.BUG_REPORT: BugReport,
-    EventType.COMMENT: Comment,
-    EventType.PROJECT: Project,
-    EventType.USER: User,
-    EventType.NOTIFICATION: Notification,
-    EventType.MEMBERSHIP: Membership,
-}
+#: The entity each event type's payload carries, as the catalog declares it.
+ENTITY_FOR_TYPE: dict[EventType, type[Entity]] = {t: m.payload for t, m in CATALOG.items()}
 
 E = TypeVar("E", bound=Entity)
 

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from bugstream.domain.catalog import CATALOG, Scope
 from bugstream.domain.enums import Role
-from bugstream.domain.events import Event, EventType
+from bugstream.domain.events import Event
 
 #: The most event bytes one flush hands to a transport (replies are never held back).
 WRITE_WINDOW = 256 * 1024
@@ -73,17 +74,15 @@ class Subscription:
     def wants(self, event: Event, user_id: int) -> bool:
         if not self.narrowed:
             return True
-        if event.type in (EventType.NOTIFICATION, EventType.USER):
+        meaning = CATALOG[event.type]
+        if meaning.scope is not Scope.PROJECT:
             return True  # personal events are never filtered out
-        if event.type is EventType.MEMBERSHIP and event.user_id == user_id:
-            return True  # nor is news of one's own access changing
+        if event.user_id == user_id and meaning.events[event.event].changes_access:
+            return True  # nor is news of one's own access changing (membership)
         if self.projects is not None and event.project_id in self.projects:
             return True
-        if self.bug_reports is not None:
-            if event.type is EventType.BUG_REPORT:
-                return event.payload.get("id") in self.bug_reports
-            if event.type is EventType.COMMENT:
-                return event.payload.get("bug_report_id") in self.bug_reports
+        if self.bug_reports is not None and meaning.bug_report_field is not None:
+            return event.payload.get(meaning.bug_report_field) in self.bug_reports
         return False
 
     def describe(self) -> dict[str, object]:

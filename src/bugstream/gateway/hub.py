@@ -19,19 +19,17 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import assert_never
 
 import orjson
 
+from bugstream.domain.catalog import ACCESS_CHANGING, CATALOG, CONFLATABLE, Scope
 from bugstream.domain.enums import Role, UserStatus
 from bugstream.domain.events import Event, EventName, EventType
 from bugstream.domain.protocol import CloseCode, ServerMessage
 from bugstream.gateway.connection import WRITE_WINDOW, Connection, Outgoing
 from bugstream.gateway.frames import text_frame
 from bugstream.gateway.telemetry import NullTelemetry, Telemetry
-
-_PROJECT_SCOPED = frozenset(
-    {EventType.BUG_REPORT, EventType.COMMENT, EventType.PROJECT, EventType.MEMBERSHIP}
-)
 
 Revoke = Callable[[Connection, CloseCode, str], None]
 
@@ -41,25 +39,9 @@ def encode_event(event: Event) -> bytes:
     return text_frame(orjson.dumps(event.envelope()))
 
 
-#: Events that carry an entity's whole new state: for a lagging client a newer one of the
-#: same entity supersedes an older one. Created/deleted events and notifications never are.
-_CONFLATABLE = frozenset(
-    {
-        (EventType.BUG_REPORT, EventName.UPDATED),
-        (EventType.BUG_REPORT, EventName.STATUS_CHANGED),
-        (EventType.BUG_REPORT, EventName.ASSIGNED),
-        (EventType.BUG_REPORT, EventName.UNASSIGNED),
-        (EventType.COMMENT, EventName.UPDATED),
-        (EventType.PROJECT, EventName.UPDATED),
-        (EventType.USER, EventName.UPDATED),
-        (EventType.USER, EventName.STATUS_CHANGED),
-    }
-)
-
-
 def outgoing(event: Event) -> Outgoing:
     key = (
-        (event.type, event.payload.get("id")) if (event.type, event.event) in _CONFLATABLE else None
+        (event.type, event.payload.get("id")) if (event.type, event.event) in CONFLATABLE else None
     )
     return (encode_event(event), key, event.event_id)
 
@@ -246,11 +228,7 @@ class Hub:
 
     @staticmethod
     def _is_access_event(event: Event) -> bool:
-        return (
-            event.type is EventType.MEMBERSHIP
-            or event.type is EventType.USER
-            or (event.type is EventType.PROJECT and event.event is EventName.DELETED)
-        )
+        return (event.type, event.event) in ACCESS_CHANGING
 
     def _before_delivery(self, event: Event) -> None:
         """Changes that widen an audience apply before the event is delivered."""
@@ -308,7 +286,8 @@ class Hub:
 
     def _audience(self, event: Event) -> list[Connection]:
         """Every connection that may see `event` (before its subscription filter)."""
-        if event.type in _PROJECT_SCOPED:
+        scope = CATALOG[event.type].scope
+        if scope is Scope.PROJECT:
             project_id = event.project_id or 0
             audience = self._project_audience.get(project_id)
             if audience is None:
@@ -317,12 +296,13 @@ class Hub:
                 audience = self._connections_of(user_ids)
                 self._project_audience[project_id] = audience
             return audience
-        if event.type is EventType.NOTIFICATION:
+        if scope is Scope.PERSONAL:
             return self._connections_of((event.user_id,) if event.user_id is not None else ())
-        # User events: admins and the user themselves.
-        if event.user_id is None or event.user_id in self._admins:
-            return self._connections_of(self._admins)
-        return self._connections_of((*self._admins, event.user_id))
+        if scope is Scope.USER:  # admins and the user themselves
+            if event.user_id is None or event.user_id in self._admins:
+                return self._connections_of(self._admins)
+            return self._connections_of((*self._admins, event.user_id))
+        assert_never(scope)
 
     def _connections_of(self, user_ids: Iterable[int]) -> list[Connection]:
         users = self._users
@@ -390,14 +370,17 @@ class Hub:
         """Whether `conn` may see `event` now and wants it (for replays)."""
         if not conn.subscription.wants(event, conn.user_id):
             return False
-        if event.type in _PROJECT_SCOPED:
+        scope = CATALOG[event.type].scope
+        if scope is Scope.PROJECT:
             if conn.user_id in self._admins:
                 return True
             access = self._users.get(conn.user_id)
             return access is not None and event.project_id in access.projects
-        if event.type is EventType.NOTIFICATION:
+        if scope is Scope.PERSONAL:
             return event.user_id == conn.user_id
-        return event.user_id == conn.user_id or conn.user_id in self._admins
+        if scope is Scope.USER:
+            return event.user_id == conn.user_id or conn.user_id in self._admins
+        assert_never(scope)
 
     def hold(self, conn: Connection) -> None:
         """Keep live events for `conn` aside until `release` (a replay goes first)."""
