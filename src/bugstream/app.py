@@ -22,9 +22,8 @@ from bugstream.api.router import api_router
 from bugstream.auth.passwords import hash_password, verify_password
 from bugstream.auth.tokens import TokenConfig
 from bugstream.bus.base import Bus
-from bugstream.bus.factory import create_bus
-from bugstream.bus.redis import RedisBus
-from bugstream.bus.redis_slots import RedisSlots
+from bugstream.bus.factory import create_bus, create_slots
+from bugstream.bus.slots import ConnectionSlots
 from bugstream.domain.enums import Role
 from bugstream.domain.models import User, UserCreate
 from bugstream.gateway.config import GatewayConfig
@@ -43,7 +42,7 @@ from bugstream.store import migrate
 from bugstream.store.change_listener import ChangeListener
 from bugstream.store.database import Database
 from bugstream.store.outbox import latest_event_id
-from bugstream.store.relay import OutboxRelay
+from bugstream.store.relay import OutboxRelay, rebasing_position
 from bugstream.web.routes import web_router
 
 log = logging.getLogger("bugstream")
@@ -161,7 +160,7 @@ class Runtime:
         self.bus: Bus | None = None
         self.relay: OutboxRelay | None = None
         self.gateway: Gateway | None = None
-        self.slots: RedisSlots | None = None
+        self.slots: ConnectionSlots | None = None
         self.capture: CaptureWorker | None = None
         self.listener: ChangeListener | None = None
         self.capture_backlog: CaptureBacklogProbe | None = None
@@ -188,7 +187,9 @@ class Runtime:
         self.relay = OutboxRelay(
             ctx.db,
             self.bus.publish,
-            self._relay_position,
+            rebasing_position(
+                ctx.db, self.bus.position, self.bus.rebase, window=settings.replay_window_events
+            ),
             poll_interval=settings.relay_poll_interval_seconds,
             # A batch larger than the retention window would overrun the live readers.
             batch=min(500, settings.replay_window_events),
@@ -196,14 +197,13 @@ class Runtime:
         await self.relay.drain()
         ctx.db.on_events_committed.append(self.relay.wake)
         self.relay.start()
-        if isinstance(self.bus, RedisBus):
-            # The per-user connection limit holds across every instance on this Redis.
-            self.slots = RedisSlots(
-                self.bus.redis,
-                ttl=settings.ws_slot_lease_seconds,
-                instance_ttl=settings.ws_instance_ttl_seconds,
-            )
-            self.slots.start()
+        # The per-user connection limit holds across every instance sharing the bus.
+        self.slots = create_slots(
+            settings.bus_url,
+            lease_seconds=settings.ws_slot_lease_seconds,
+            instance_ttl_seconds=settings.ws_instance_ttl_seconds,
+        )
+        self.slots.start()
         self.gateway = Gateway(
             ctx=ctx,
             tokens=self.tokens,
@@ -238,22 +238,6 @@ class Runtime:
                 ctx.db.engine.url.render_as_string(hide_password=False), self.capture.wake
             )
             self.listener.start()
-
-    async def _relay_position(self) -> int:
-        """Where the relay goes on: the bus's newest id (rebasing a log that was lost)."""
-        assert self.bus is not None
-        position = await self.bus.position()
-        if position is None:
-            async with self.ctx.db.read() as repos:
-                latest = await latest_event_id(repos.conn)
-            start = max(0, latest - self.settings.replay_window_events)
-            log.warning(
-                "the bus has no event log (first start, or it lost its data); "
-                "starting it after event %d from the outbox",
-                start,
-            )
-            return await self.bus.rebase(start)
-        return position
 
     def socket_writes(self) -> tuple[int, int]:
         """Socket writes of the fan-out so far, and the frames they carried."""

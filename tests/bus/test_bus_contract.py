@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 from redis.asyncio import Redis
 
-from bugstream.bus.base import Bus, GapError
+from bugstream.bus.base import Bus, GapError, NoBase
 from bugstream.bus.memory import MemoryBus
-from bugstream.bus.redis import NoBase, RedisBus
+from bugstream.bus.redis import RedisBus
 from bugstream.domain.events import Event, EventName, EventType
 from tests.support.redis import dedicated_db, redis_prefix
 
@@ -205,6 +205,7 @@ async def test_retention_by_count_gap_before_the_window_not_at_its_edge(buses: B
         await bus.replay(1)
     assert gap.value.after_id == 1
     assert gap.value.oldest_retained_id == 3
+    assert await bus.oldest_retained_id() == 3
     with pytest.raises(GapError):
         await bus.replay(0)
 
@@ -232,6 +233,7 @@ async def test_retention_by_age(buses: Buses) -> None:
     with pytest.raises(GapError) as gap:
         await bus.replay(2)
     assert gap.value.oldest_retained_id == 4
+    assert await bus.oldest_retained_id() == 4
     assert await bus.last_event_id() == 5
 
 

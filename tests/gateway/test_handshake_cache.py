@@ -95,24 +95,24 @@ async def test_handshakes_past_the_pending_limit_get_503_and_may_retry(factory: 
     alice = await factory.user(Role.DEVELOPER)
     bob = await factory.user(Role.DEVELOPER)
     async with live_server(factory.ctx, ws_max_pending_handshakes=1) as live:
-        gateway = live.gateway
-        real_load = gateway.load_access
+        opener = live.gateway.opener
+        real_load = opener.load_access
         release = asyncio.Event()
 
         async def held_load(user_id: int) -> AccessSnapshot:
             await release.wait()  # the first handshake stays pending until released
             return await real_load(user_id)
 
-        gateway.load_access = held_load  # type: ignore[assignment]
+        opener.load_access = held_load
         first = asyncio.create_task(live.connect(alice))
-        await wait_until(lambda: gateway._pending_opens == 1)
+        await wait_until(lambda: opener.pending == 1)
         with pytest.raises(InvalidStatus) as refused:
             await live.connect(bob)
         assert refused.value.response.status_code == 503
         assert b"retry" in refused.value.response.body
         release.set()
         assert (await first).welcome["user"]["id"] == alice.id
-        gateway.load_access = real_load
+        opener.load_access = real_load
         assert (await live.connect(bob)).welcome["user"]["id"] == bob.id
         metrics = await scrape(live.http_url)
         assert value(metrics, "bugstream_ws_connects_total", result="http_503") == 1

@@ -9,7 +9,8 @@
 - `replay(after_id, limit)`: the events after `after_id` still retained, oldest first, or
   `GapError` when some after `after_id` have been dropped by retention.
 - `has_base()` / `rebase(start_after)`: a log that lost its state (Redis restarted without
-  persistence) refuses to publish until rebased; the relays then republish from the outbox.
+  persistence) refuses to publish (`NoBase`) until rebased; the relays then republish from
+  the outbox.
   `position()` answers both questions at once: the newest id, or None without a base (the
   relay asks on every pass).
 - Retention is bounded (by count and by age); `oldest_retained_id` says where it starts.
@@ -34,6 +35,10 @@ class GapError(Exception):
         self.oldest_retained_id = oldest_retained_id
 
 
+class NoBase(Exception):
+    """The log lost its state (e.g. Redis restarted empty): `rebase` before publishing."""
+
+
 class Bus(Protocol):
     async def start(self) -> None: ...
 
@@ -51,6 +56,9 @@ class Bus(Protocol):
 
     async def rebase(self, start_after: int) -> int:
         """Start an empty log after `start_after` unless it has a base; the newest id."""
+
+    async def oldest_retained_id(self) -> int:
+        """The first id a reader can still get (everything before it was dropped)."""
 
     def subscribe(self, after_id: int) -> AsyncIterator[list[Event]]: ...
 

@@ -75,9 +75,8 @@ class MemoryBus:
     async def rebase(self, start_after: int) -> int:
         return self._last_id
 
-    @property
-    def oldest_retained_id(self) -> int:
-        """The first id a reader can still get (the one after the dropped ones)."""
+    async def oldest_retained_id(self) -> int:
+        self._trim(self._clock())
         return self._dropped_through + 1
 
     def _trim(self, now: float) -> None:
@@ -94,7 +93,7 @@ class MemoryBus:
     def _after(self, after_id: int, limit: int) -> list[Event]:
         self._trim(self._clock())
         if after_id < self._dropped_through:
-            raise GapError(after_id, self.oldest_retained_id)
+            raise GapError(after_id, self._dropped_through + 1)
         start = bisect.bisect_right(self._ids, after_id)
         stop = min(len(self._events), start + limit)
         return [self._events[i] for i in range(start, stop)]

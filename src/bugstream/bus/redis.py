@@ -28,7 +28,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bugstream.bus.base import GapError
+from bugstream.bus.base import GapError, NoBase
 from bugstream.domain.events import Event, EventName, EventType
 
 _PUBLISH = """
@@ -107,10 +107,6 @@ def _decode(data: bytes) -> Event:
         user_id=raw["u"],
         committed_at=float(raw.get("c", 0.0)),
     )
-
-
-class NoBase(Exception):
-    """The log lost its state (Redis restarted empty): `rebase` before publishing."""
 
 
 class RedisBus:
@@ -193,6 +189,9 @@ class RedisBus:
     async def _trimmed_through(self) -> int:
         value = await self._redis.get(self._trimmed)
         return int(value) if value is not None else 0
+
+    async def oldest_retained_id(self) -> int:
+        return await self._trimmed_through() + 1
 
     async def replay(self, after_id: int, limit: int = 1000) -> list[Event]:
         trimmed = await self._trimmed_through()

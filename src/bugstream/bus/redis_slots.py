@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -93,6 +94,14 @@ class RedisSlots(BackgroundLoop):
         self._renew = redis.register_script(_RENEW)
         self._held: dict[str, int] = {}  # connection id -> user id, on this instance
         self._renewed_at = time.monotonic()
+        self._owns_client = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisSlots:
+        """Slots on a Redis client of their own (closed by `stop`)."""
+        slots = cls(Redis.from_url(url), **options)
+        slots._owns_client = True
+        return slots
 
     def _key(self, user_id: int) -> str:
         return f"{self._prefix}:conns:{user_id}"
@@ -146,3 +155,5 @@ class RedisSlots(BackgroundLoop):
             await self._redis.delete(self._alive_key)
         except Exception:
             log.warning("could not remove this instance's liveness key; it expires by itself")
+        if self._owns_client:
+            await self._redis.aclose()

@@ -28,6 +28,34 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[Sequence[Event]], Awaitable[None]]
 Position = Callable[[], Awaitable[int]]
+#: The bus's newest id, or None when its log has no base (bus.base.Bus.position).
+BusPosition = Callable[[], Awaitable[int | None]]
+#: Start an empty log after an id; returns the newest id (bus.base.Bus.rebase).
+Rebase = Callable[[int], Awaitable[int]]
+
+
+def rebasing_position(
+    db: Database, position: BusPosition, rebase: Rebase, *, window: int
+) -> Position:
+    """The relay's position policy: go on from the bus's newest id; a log without a base (the
+    first start, or Redis lost its data) is started `window` events before the outbox's
+    newest, so the relays republish the replay window from the outbox."""
+
+    async def current() -> int:
+        found = await position()
+        if found is not None:
+            return found
+        async with db.read() as repos:
+            latest = await latest_event_id(repos.conn)
+        start = max(0, latest - window)
+        log.warning(
+            "the bus has no event log (first start, or it lost its data); "
+            "starting it after event %d from the outbox",
+            start,
+        )
+        return await rebase(start)
+
+    return current
 
 
 class OutboxRelay(BackgroundLoop):
