@@ -44,7 +44,7 @@ from bugstream.domain.protocol import (
     needs_new_token,
 )
 from bugstream.gateway.commands import COMMANDS
-from bugstream.gateway.hub import skipped_frame
+from bugstream.gateway.event_frames import skipped_frame
 from bugstream.gateway.subscriptions import SubscriptionPayload
 from bugstream.services import projects, reminders, users
 from tests.conftest import skip_or_fail

@@ -9,7 +9,7 @@ import pytest
 
 from bugstream.bus.base import GapError
 from bugstream.domain.events import Event
-from bugstream.gateway.hub import encode_event
+from bugstream.gateway.event_frames import encode_event
 from bugstream.gateway.replay_cache import ReplayCache
 from tests.bus.test_bus_contract import event
 

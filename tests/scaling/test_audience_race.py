@@ -19,7 +19,8 @@ from bugstream.domain.events import Event, EventName, EventType
 from bugstream.domain.models import BugCreate, User
 from bugstream.domain.protocol import CloseCode
 from bugstream.gateway.connection import ClientInfo, Connection
-from bugstream.gateway.hub import AccessRevoked, Hub, SnapshotTooOld
+from bugstream.gateway.hub import Hub
+from bugstream.gateway.user_access import AccessRevoked, SnapshotTooOld
 from bugstream.services import bugs, projects
 from tests.support.factory import Factory
 from tests.support.live import Client, LiveServer, live_server

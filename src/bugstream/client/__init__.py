@@ -13,14 +13,8 @@ It needs only the shared domain (`bugstream.domain`: pydantic models and codes) 
 from __future__ import annotations
 
 from bugstream.client.backoff import Backoff
-from bugstream.client.client import (
-    Client,
-    Handler,
-    ResyncHandler,
-    SkippedHandler,
-    StateCallback,
-    TokenProvider,
-)
+from bugstream.client.client import Client, StateCallback
+from bugstream.client.delivery import Handler, ResyncHandler, SkippedHandler
 from bugstream.client.errors import (
     ClientClosed,
     ClientError,
@@ -35,6 +29,7 @@ from bugstream.client.errors import (
 )
 from bugstream.client.events import Event, EventPayload, RawPayload, Skipped, parse_event
 from bugstream.client.state import ConnectionState, Phase
+from bugstream.client.tokens import TokenProvider
 from bugstream.domain.errors import (
     AuthError,
     BugstreamError,

@@ -4,24 +4,11 @@
         async for event in client.events():
             ...
 
-What it does on its own (docs/integration.md):
-
-- reconnects after a dropped connection with exponential backoff and full jitter (`Backoff`:
-  2, 4, 8, 16, 32 s bounds, five attempts); a connection that reaches the welcome resets the
-  count; `ReconnectFailed` when the attempts run out;
-- obeys the close-code ranges (`bugstream.domain.protocol`): no retry after a "do not
-  reconnect" code, except once with a new token from `token_provider` after 4001/4002;
-- resumes: every reconnect asks for the events after the last one seen, and drops anything
-  already seen, so the application sees each event once, in order; when the server no longer
-  holds them it says so (`on_resync`, else `ResyncRequired` from `events()`); events the
-  server conflated for a client that fell behind are reported to `on_skipped`;
-- refreshes the token before it expires (`auth` message) on the same connection;
-- answers commands (`send`) by request id, typed errors, timeouts; a command sent while
-  reconnecting waits for the connection.
-
-Everything the server sends is read by one background task and queued in order; `events()`
-(or `run()`, for handler-only programs) takes events from that queue and calls the matching
-handlers first. The queue is unbounded, so consume it.
+On its own it reconnects with backoff and jitter, obeys the close-code ranges, resumes
+without gaps or duplicates, refreshes its token on the open connection and answers commands
+by request id (docs/integration.md). Its parts: `tokens` and `refresh` (the token),
+`requests` (commands waiting for answers), `inbound` (messages after the welcome),
+`delivery` (the queue the application reads), `outcome` (how an attempt ended).
 """
 
 from __future__ import annotations
@@ -30,94 +17,47 @@ import asyncio
 import contextlib
 import inspect
 import itertools
-import json
 import logging
 import random as random_module
 import ssl as ssl_module
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from bugstream.client.backoff import Backoff
+from bugstream.client.delivery import Delivery, Handler, ResyncHandler, SkippedHandler
 from bugstream.client.errors import (
     ClientClosed,
     ClientError,
     CommandTimeout,
-    ConnectionLost,
     ConnectionRejected,
     ReconnectFailed,
-    ResyncRequired,
-    TokenExpired,
-    error_from_payload,
 )
-from bugstream.client.events import Event, Skipped, check_event_filter, parse_event
+from bugstream.client.events import Event
+from bugstream.client.inbound import route
+from bugstream.client.outcome import ABNORMAL_CLOSURE, Outcome, http_retryable
+from bugstream.client.refresh import refresh_on_connection
+from bugstream.client.requests import PendingRequests
 from bugstream.client.state import ConnectionState, Phase
-from bugstream.domain.errors import BugstreamError
-from bugstream.domain.protocol import (
-    ClientMessage,
-    CloseCode,
-    ServerMessage,
-    is_terminal,
-    needs_new_token,
+from bugstream.client.tokens import TokenKeeper, TokenProvider
+from bugstream.client.wire import (
+    decode,
+    parse_time,
+    payload_of,
+    retrieve,
+    stream_url,
 )
+from bugstream.domain.protocol import ServerMessage, is_terminal, needs_new_token
 
 log = logging.getLogger("bugstream.client")
 
-#: Returns a JWT (a string), directly or as an awaitable; called for the first connection,
-#: before the token expires, and once after close code 4001/4002.
-TokenProvider = Callable[[], str | Awaitable[str]]
-Handler = Callable[[Event], Awaitable[None] | None]
-ResyncHandler = Callable[[ResyncRequired], Awaitable[None] | None]
-SkippedHandler = Callable[[Skipped], Awaitable[None] | None]
 StateCallback = Callable[[ConnectionState], object]
 Sleep = Callable[[float], Awaitable[None]]
-
-#: A close without a close frame (the network, or a crash).
-ABNORMAL_CLOSURE = 1006
-
-
-def _http_retryable(status: int) -> bool:
-    """Whether an HTTP refusal of the upgrade is worth retrying: a server error or a
-    timeout. Any other (403 origin or TLS, 404 path, 429 blocked address) is final."""
-    return status >= 500 or status == 408
-
-
-#: A token with less than this left is not used to connect; the provider is asked first.
-_STALE_TOKEN_SECONDS = 1.0
-
-
-@dataclass(slots=True)
-class _Outcome:
-    """How one connection attempt ended."""
-
-    welcomed: bool
-    close_code: int | None = None
-    reason: str = ""
-    error: dict[str, Any] | None = None  # the last `error` payload that answered no request
-    exception: BaseException | None = None  # a connect that failed before any close code
-    http_status: int | None = None
-
-
-@dataclass(slots=True)
-class _Pending:
-    future: asyncio.Future[Any]
-    command: str
-    generation: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Stop:
-    error: BaseException | None
-
-
-_QueueItem = Event | ResyncRequired | Skipped | _Stop
 
 
 class Client:
@@ -153,24 +93,19 @@ class Client:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.netloc:
             raise ValueError(f"expected a ws:// or wss:// URL, got {url!r}")
-        if token is None and token_provider is None:
-            raise ValueError("give a token or a token_provider")
         if last_event_id is not None and last_event_id < 0:
             raise ValueError("last_event_id must not be negative")
-        if not 0 < refresh_ratio < 1:
-            raise ValueError("refresh_ratio must be between 0 and 1")
         self.url = url
-        self.on_resync = on_resync
-        self.on_skipped = on_skipped
-        self._token = token
-        self._provider = token_provider
+        self._tokens = TokenKeeper(
+            token, token_provider, refresh_ratio=refresh_ratio, refresh_margin=refresh_margin
+        )
         self._last_event_id = last_event_id
-        self._processed_event_id = last_event_id
+        self._delivery = Delivery(
+            processed_event_id=last_event_id, on_resync=on_resync, on_skipped=on_skipped
+        )
         self._backoff = backoff or Backoff()
         self._command_timeout = command_timeout
         self._open_timeout = open_timeout
-        self._refresh_ratio = refresh_ratio
-        self._refresh_margin = refresh_margin
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
@@ -180,9 +115,7 @@ class Client:
 
         self._state = ConnectionState(Phase.CONNECTING, max_attempts=self._backoff.max_attempts)
         self._state_callbacks: list[StateCallback] = []
-        self._handlers: list[tuple[str | None, str | None, Handler]] = []
-        self._queue: asyncio.Queue[_QueueItem] = asyncio.Queue()
-        self._pending: dict[str, _Pending] = {}
+        self._pending = PendingRequests()
         self._request_ids = itertools.count(1)
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -196,8 +129,6 @@ class Client:
         self._stop_error: BaseException | None = None
 
         self._welcome: dict[str, Any] = {}
-        self._token_expires_at: float | None = None  # server clock, epoch seconds
-        self._clock_offset = 0.0  # server clock minus ours
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -224,7 +155,7 @@ class Client:
                 raise ClientClosed("the client is closed")
             self._first_connect = asyncio.get_running_loop().create_future()
             # Retrieved even when nobody waits any more (connect() was cancelled).
-            self._first_connect.add_done_callback(_retrieve)
+            self._first_connect.add_done_callback(retrieve)
             self._runner = asyncio.create_task(self._run(), name="bugstream-client")
         assert self._first_connect is not None
         try:
@@ -267,7 +198,23 @@ class Client:
         the loop over `events()` asked for the next one (or `run()` went on). Persist this
         to resume a later run: nothing queued but not yet handled is skipped; at worst the
         last event is handled twice (a loop left with `break` did not ask for the next)."""
-        return self._processed_event_id
+        return self._delivery.processed_event_id
+
+    @property
+    def on_resync(self) -> ResyncHandler | None:
+        return self._delivery.on_resync
+
+    @on_resync.setter
+    def on_resync(self, handler: ResyncHandler | None) -> None:
+        self._delivery.on_resync = handler
+
+    @property
+    def on_skipped(self) -> SkippedHandler | None:
+        return self._delivery.on_skipped
+
+    @on_skipped.setter
+    def on_skipped(self, handler: SkippedHandler | None) -> None:
+        self._delivery.on_skipped = handler
 
     @property
     def welcome(self) -> dict[str, Any]:
@@ -282,9 +229,7 @@ class Client:
     @property
     def token_expires_at(self) -> datetime | None:
         """When the token in use expires, as the server said (UTC)."""
-        if self._token_expires_at is None:
-            return None
-        return datetime.fromtimestamp(self._token_expires_at, UTC)
+        return self._tokens.expires_at_utc()
 
     def on_state(self, callback: StateCallback) -> StateCallback:
         """Call `callback(state)` on every change of `state` (usable as a decorator). An async
@@ -298,13 +243,7 @@ class Client:
         """Register a handler (decorator) for `event_type.event`, every event of
         `event_type`, or, with no arguments, every event. Handlers run in registration order
         when `events()` or `run()` takes the event; an async handler is awaited."""
-        check_event_filter(event_type, event)
-
-        def register(handler: Handler) -> Handler:
-            self._handlers.append((event_type, event, handler))
-            return handler
-
-        return register
+        return self._delivery.on(event_type, event)
 
     def on_any(self, handler: Handler) -> Handler:
         """Register a handler for every event (decorator)."""
@@ -320,30 +259,8 @@ class Client:
         notice (superseded states left out for a client that fell behind) goes to
         `on_skipped` if set; the newer states it names arrive as events.
         """
-        while True:
-            item = await self._queue.get()
-            if isinstance(item, _Stop):
-                self._queue.put_nowait(item)  # later iterations end as well
-                if item.error is not None:
-                    raise item.error
-                return
-            if isinstance(item, ResyncRequired):
-                if self.on_resync is None:
-                    raise item
-                await _maybe_await(self.on_resync(item))
-                # The application refetched its state: what it has is as of the server's
-                # newest event when it was told.
-                self._processed_event_id = max(self._processed_event_id or 0, item.latest_event_id)
-                continue
-            if isinstance(item, Skipped):
-                if self.on_skipped is not None:
-                    await _maybe_await(self.on_skipped(item))
-                continue
-            for event_type, name, handler in list(self._handlers):
-                if event_type in (None, item.type) and name in (None, item.event):
-                    await _maybe_await(handler(item))
-            yield item
-            self._processed_event_id = item.event_id
+        async for event in self._delivery.events():
+            yield event
 
     async def run(self) -> None:
         """Take events and run the handlers until the client is closed; raises like
@@ -372,26 +289,12 @@ class Client:
         request_id = f"c{next(self._request_ids)}"
         try:
             async with asyncio.timeout(limit):
-                return await self._request(command, dict(payload or {}), request_id)
+                message = {"type": command, "request_id": request_id, "payload": payload or {}}
+                return await self._pending.call(self._wait_connected, message)
         except TimeoutError as exc:
             if isinstance(exc, CommandTimeout):
                 raise
             raise CommandTimeout(command, request_id, limit) from None
-
-    async def _request(self, command: str, payload: dict[str, Any], request_id: str) -> Any:
-        message = _encode({"type": command, "request_id": request_id, "payload": payload})
-        while True:
-            ws, generation = await self._wait_connected()
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._pending[request_id] = _Pending(future, command, generation)
-            try:
-                try:
-                    await ws.send(message)
-                except ConnectionClosed:
-                    continue  # it never went out: wait for the next connection
-                return await future
-            finally:
-                self._pending.pop(request_id, None)
 
     async def _wait_connected(self) -> tuple[ClientConnection, int]:
         while True:
@@ -423,19 +326,15 @@ class Client:
                     token_retry_used = False
                 code = outcome.close_code
                 if code is not None and is_terminal(code):
-                    if (
-                        needs_new_token(code)
-                        and self._provider is not None
-                        and not token_retry_used
-                    ):
+                    if needs_new_token(code) and self._tokens.refreshes and not token_retry_used:
                         token_retry_used = True
-                        if await self._renew_token():
+                        if await self._tokens.renew():
                             self._set_state(
                                 Phase.RECONNECTING, attempt=failures + 1, close_code=code
                             )
                             continue
-                    raise self._rejected(outcome)
-                if outcome.http_status is not None and not _http_retryable(outcome.http_status):
+                    raise outcome.rejected(refreshes=self._tokens.refreshes)
+                if outcome.http_status is not None and not http_retryable(outcome.http_status):
                     raise ConnectionRejected(
                         f"the server refused the WebSocket upgrade with HTTP "
                         f"{outcome.http_status}; not reconnecting",
@@ -466,15 +365,15 @@ class Client:
         finally:
             self._finish(error)
 
-    async def _connect_once(self) -> _Outcome:
+    async def _connect_once(self) -> Outcome:
         try:
-            token = await self._token_for_connect()
+            token = await self._tokens.for_connect()
         except Exception as exc:
             log.warning("the token provider failed: %s", exc)
-            return _Outcome(False, exception=exc)
+            return Outcome(False, exception=exc)
         try:
             ws = await connect(
-                self._stream_url(),
+                stream_url(self.url, self._last_event_id),
                 additional_headers={"Authorization": f"Bearer {token}"},
                 open_timeout=self._open_timeout,
                 ping_interval=self._ping_interval,
@@ -486,28 +385,44 @@ class Client:
                 ssl=self._ssl,
             )
         except InvalidStatus as exc:
-            return _Outcome(False, exception=exc, http_status=exc.response.status_code)
+            return Outcome(False, exception=exc, http_status=exc.response.status_code)
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             log.info("could not connect: %s", exc)
-            return _Outcome(False, exception=exc)
+            return Outcome(False, exception=exc)
         self._generation += 1
         generation = self._generation
-        outcome = _Outcome(False)
+        outcome = Outcome(False)
         refresh: asyncio.Task[None] | None = None
         try:
             async with asyncio.timeout(self._open_timeout):
                 while not outcome.welcomed:
-                    message = _decode(await ws.recv())
+                    message = decode(await ws.recv())
                     kind = message.get("type")
                     if kind == ServerMessage.WELCOME:
-                        self._on_welcome(ws, _payload(message))
+                        self._on_welcome(ws, payload_of(message))
                         outcome.welcomed = True
                     elif kind == ServerMessage.ERROR:
-                        outcome.error = _payload(message)
-            if self._provider is not None:
-                refresh = asyncio.create_task(self._refresh_tokens(ws, generation))
+                        outcome.error = payload_of(message)
+            if self._tokens.refreshes:
+                refresh = asyncio.create_task(
+                    refresh_on_connection(
+                        self._tokens,
+                        ws,
+                        self._pending,
+                        generation,
+                        request_id=lambda: f"auth-{next(self._request_ids)}",
+                        answer_within=self._command_timeout,
+                        connection_id=self.connection_id,
+                    )
+                )
             while True:
-                self._handle(_decode(await ws.recv()), outcome)
+                self._last_event_id = route(
+                    decode(await ws.recv()),
+                    last_event_id=self._last_event_id,
+                    delivery=self._delivery,
+                    pending=self._pending,
+                    outcome=outcome,
+                )
         except ConnectionClosed as exc:
             if exc.rcvd is not None:
                 outcome.close_code, outcome.reason = exc.rcvd.code, exc.rcvd.reason
@@ -520,9 +435,7 @@ class Client:
             self._ready.clear()
             if refresh is not None:
                 refresh.cancel()
-            for request_id, pending in list(self._pending.items()):
-                if pending.generation == generation:
-                    self._fail(request_id, pending, ConnectionLost(pending.command, request_id))
+            self._pending.connection_lost(generation)
             await ws.close()
         if outcome.close_code is not None:
             log.info("connection closed: %s %s", outcome.close_code, outcome.reason)
@@ -530,80 +443,20 @@ class Client:
 
     def _on_welcome(self, ws: ClientConnection, payload: dict[str, Any]) -> None:
         self._welcome = payload
-        server_time = self._welcome_time("server_time")
-        if server_time is not None:
-            self._clock_offset = server_time.timestamp() - time.time()
-        expires = self._welcome_time("token_expires_at")
-        self._token_expires_at = expires.timestamp() if expires is not None else None
+        self._tokens.on_welcome(
+            parse_time(payload.get("server_time")), parse_time(payload.get("token_expires_at"))
+        )
         latest = payload.get("latest_event_id")
         if self._last_event_id is None and isinstance(latest, int):
             # A fresh start: what follows the server's position at this welcome is new.
             self._last_event_id = latest
-            if self._processed_event_id is None:  # a fresh start begins at the live stream
-                self._processed_event_id = latest
+            if self._delivery.processed_event_id is None:  # it begins at the live stream
+                self._delivery.processed_event_id = latest
         self._ws = ws
         self._ready.set()
         self._set_state(Phase.CONNECTED, connection_id=self.connection_id)
         if self._first_connect is not None and not self._first_connect.done():
             self._first_connect.set_result(None)
-
-    def _handle(self, message: dict[str, Any], outcome: _Outcome) -> None:
-        if "event_id" in message and "event" in message:
-            event = parse_event(message)
-            if event is None:
-                log.warning("ignoring a malformed event: %.200r", message)
-                return
-            if self._last_event_id is not None and event.event_id <= self._last_event_id:
-                return  # already delivered (a replay overlapping the live stream)
-            self._last_event_id = event.event_id
-            self._queue.put_nowait(event)
-            return
-        kind = message.get("type")
-        payload = _payload(message)
-        if kind == ServerMessage.ACK:
-            self._answer(payload.get("request_id"), payload.get("result"), None)
-        elif kind == ServerMessage.ERROR:
-            request_id = payload.get("request_id")
-            if isinstance(request_id, str) and request_id in self._pending:
-                self._answer(request_id, None, error_from_payload(payload))
-            else:
-                outcome.error = payload
-                log.warning("server error: %s: %s", payload.get("code"), payload.get("message"))
-        elif kind == ServerMessage.RESYNC_REQUIRED:
-            resync = ResyncRequired(
-                _int(payload.get("last_event_id")),
-                _int(payload.get("oldest_event_id")),
-                _int(payload.get("latest_event_id")),
-            )
-            # The server goes on after `latest_event_id`; a later reconnect resumes there.
-            self._last_event_id = max(self._last_event_id or 0, resync.latest_event_id)
-            self._queue.put_nowait(resync)
-        elif kind == ServerMessage.SKIPPED:
-            ids = payload.get("event_ids")
-            skipped = Skipped(
-                tuple(i for i in ids if isinstance(i, int)) if isinstance(ids, list) else (),
-                str(payload.get("reason", "")),
-            )
-            log.info("the server left out superseded events %s", list(skipped.event_ids))
-            self._queue.put_nowait(skipped)
-
-    def _answer(self, request_id: Any, result: Any, error: BaseException | None) -> None:
-        pending = self._pending.get(request_id) if isinstance(request_id, str) else None
-        if pending is None or pending.future.done():
-            return
-        if error is not None:
-            pending.future.set_exception(error)
-        else:
-            pending.future.set_result(result)
-
-    @staticmethod
-    def _fail(request_id: str, pending: _Pending, error: BaseException) -> None:
-        if pending.future.done():
-            return
-        if pending.command == ClientMessage.AUTH:
-            pending.future.cancel()  # its refresh task is being cancelled too
-        else:
-            pending.future.set_exception(error)
 
     def _finish(self, error: BaseException | None) -> None:
         """The session is over: tell everyone waiting, once."""
@@ -612,140 +465,16 @@ class Client:
         self._stopped = True
         self._closing = True
         self._stop_error = error
-        for request_id, pending in list(self._pending.items()):
-            self._fail(request_id, pending, error or ConnectionLost(pending.command, request_id))
+        self._pending.fail_all(error)
         self._ready.set()
         if self._first_connect is not None and not self._first_connect.done():
             self._first_connect.set_exception(error or ClientClosed("the client was closed"))
-        self._queue.put_nowait(_Stop(error))
+        self._delivery.stop(error)
         self._set_state(Phase.CLOSED, close_code=self._state.close_code, error=error)
-
-    def _rejected(self, outcome: _Outcome) -> ConnectionRejected:
-        code = outcome.close_code
-        said = f": {outcome.error.get('message')}" if outcome.error else ""
-        if code == CloseCode.TOKEN_EXPIRED:
-            hint = (
-                "the token provider gave no newer token"
-                if self._provider is not None
-                else "pass token_provider= to have tokens refreshed"
-            )
-            return TokenExpired(
-                f"the token expired (close code 4002); {hint}",
-                close_code=code,
-                reason=outcome.reason,
-                error=outcome.error,
-            )
-        return ConnectionRejected(
-            f"the server closed the connection with code {code} ({outcome.reason}){said}; "
-            "not reconnecting",
-            close_code=code,
-            reason=outcome.reason,
-            error=outcome.error,
-        )
-
-    def _stream_url(self) -> str:
-        """The URL, with `last_event_id` to resume from the last event seen."""
-        parts = urlsplit(self.url)
-        query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("last_event_id", "token")]
-        if self._last_event_id is not None:
-            query.append(("last_event_id", str(self._last_event_id)))
-        return urlunsplit(parts._replace(query=urlencode(query)))
 
     # ---- tokens ---------------------------------------------------------------------------
 
-    async def _token_for_connect(self) -> str:
-        if self._provider is not None and (self._token is None or self._token_is_stale()):
-            self._token = await self._call_provider()
-            self._token_expires_at = None
-        assert self._token is not None
-        return self._token
-
-    def _token_is_stale(self) -> bool:
-        left = self._seconds_left()
-        return left is not None and left < _STALE_TOKEN_SECONDS
-
-    def _seconds_left(self) -> float | None:
-        if self._token_expires_at is None:
-            return None
-        return self._token_expires_at - (time.time() + self._clock_offset)
-
-    def _refresh_delay(self, left: float) -> float:
-        """When to refresh: the earlier of `refresh_ratio` of the time left and
-        `refresh_margin` seconds before expiry, but never before half the time left (so
-        short-lived tokens do not refresh in a loop)."""
-        return max(min(left * self._refresh_ratio, left - self._refresh_margin), left / 2)
-
-    async def _call_provider(self) -> str:
-        assert self._provider is not None
-        token = await _maybe_await(self._provider())
-        if not isinstance(token, str) or not token:
-            raise TypeError("the token provider must return a non-empty string")
-        return token
-
-    async def _renew_token(self) -> bool:
-        """Ask the provider once for a token to retry with; False if it has no new one."""
-        try:
-            token = await self._call_provider()
-        except Exception as exc:
-            log.warning("the token provider failed: %s", exc)
-            return False
-        if token == self._token:
-            return False
-        self._token = token
-        self._token_expires_at = None
-        return True
-
-    async def _refresh_tokens(self, ws: ClientConnection, generation: int) -> None:
-        """Send fresh tokens on this connection before the current one expires."""
-        while True:
-            left = self._seconds_left()
-            if left is None or left <= 0:
-                return  # unknown, or too late: the server closes with 4002, we reconnect
-            await asyncio.sleep(self._refresh_delay(left))
-            try:
-                token = await self._call_provider()
-            except Exception as exc:
-                log.warning("the token provider failed: %s; will retry", exc)
-                continue
-            if token == self._token:
-                log.warning("the token provider returned the token in use; will retry")
-                continue
-            request_id = f"auth-{next(self._request_ids)}"
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._pending[request_id] = _Pending(future, ClientMessage.AUTH.value, generation)
-            try:
-                await ws.send(
-                    _encode(
-                        {
-                            "type": ClientMessage.AUTH.value,
-                            "request_id": request_id,
-                            "payload": {"token": token},
-                        }
-                    )
-                )
-                async with asyncio.timeout(self._command_timeout):
-                    result = await future
-            except (ConnectionClosed, ConnectionLost, ClientError):
-                return
-            except BugstreamError as exc:
-                log.warning("the server refused the new token: %s", exc)
-                continue
-            except TimeoutError:
-                log.warning("no answer to the token refresh; will retry")
-                continue
-            finally:
-                self._pending.pop(request_id, None)
-            self._token = token
-            expires = (
-                _parse_time(result.get("token_expires_at")) if isinstance(result, dict) else None
-            )
-            self._token_expires_at = expires.timestamp() if expires is not None else None
-            log.info("token refreshed on connection %s", self.connection_id)
-
     # ---- helpers --------------------------------------------------------------------------
-
-    def _welcome_time(self, key: str) -> datetime | None:
-        return _parse_time(self._welcome.get(key))
 
     def _set_state(self, phase: Phase, **fields: Any) -> None:
         state = ConnectionState(phase, max_attempts=self._backoff.max_attempts, **fields)
@@ -761,45 +490,3 @@ class Client:
                     task.add_done_callback(self._background.discard)
             except Exception:
                 log.exception("a connection state callback failed")
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-def _encode(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-
-
-def _decode(raw: str | bytes) -> dict[str, Any]:
-    try:
-        message = json.loads(raw)
-    except ValueError:
-        log.warning("ignoring a message that is not JSON: %.200r", raw)
-        return {}
-    return message if isinstance(message, dict) else {}
-
-
-def _payload(message: dict[str, Any]) -> dict[str, Any]:
-    payload = message.get("payload")
-    return payload if isinstance(payload, dict) else {}
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None

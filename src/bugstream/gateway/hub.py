@@ -21,64 +21,16 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import assert_never
 
-import orjson
-
-from bugstream.domain.catalog import ACCESS_CHANGING, CATALOG, CONFLATABLE, Scope
+from bugstream.domain.catalog import ACCESS_CHANGING, CATALOG, Scope
 from bugstream.domain.enums import Role, UserStatus
 from bugstream.domain.events import Event, EventName, EventType
-from bugstream.domain.protocol import CloseCode, ServerMessage
+from bugstream.domain.protocol import CloseCode
 from bugstream.gateway.connection import WRITE_WINDOW, Connection, Outgoing
-from bugstream.gateway.frames import text_frame
+from bugstream.gateway.event_frames import outgoing, skipped_frame
 from bugstream.gateway.telemetry import NullTelemetry, Telemetry
+from bugstream.gateway.user_access import AccessRevoked, SnapshotTooOld, UserAccess
 
 Revoke = Callable[[Connection, CloseCode, str], None]
-
-
-def encode_event(event: Event) -> bytes:
-    """The event's frame: encoded once, written to every recipient."""
-    return text_frame(orjson.dumps(event.envelope()))
-
-
-def outgoing(event: Event) -> Outgoing:
-    key = (
-        (event.type, event.payload.get("id")) if (event.type, event.event) in CONFLATABLE else None
-    )
-    return (encode_event(event), key, event.event_id)
-
-
-def skipped_frame(event_ids: list[int]) -> bytes:
-    return text_frame(
-        orjson.dumps(
-            {
-                "type": ServerMessage.SKIPPED.value,
-                "payload": {
-                    "event_ids": event_ids,
-                    "reason": "superseded by a newer state of the same entity while the "
-                    "client was behind",
-                },
-            }
-        )
-    )
-
-
-class SnapshotTooOld(Exception):
-    """The access log no longer reaches back to the snapshot: load a fresh one."""
-
-
-class AccessRevoked(Exception):
-    """The user was deleted or deactivated after their snapshot was taken."""
-
-
-class UserAccess:
-    """A connected user's name, role and projects, shared by their connections."""
-
-    __slots__ = ("connections", "projects", "role", "username")
-
-    def __init__(self, role: Role, projects: Iterable[int], username: str) -> None:
-        self.role = role
-        self.projects = set(projects)
-        self.username = username
-        self.connections: list[Connection] = []
 
 
 class Hub:

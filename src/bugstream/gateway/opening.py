@@ -17,9 +17,10 @@ from bugstream.gateway.abuse import AbuseMonitor
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.connection import ClientInfo, Connection, FrameSink
 from bugstream.gateway.handshake import Refusal, UpgradeRequest, check_upgrade
-from bugstream.gateway.hub import AccessRevoked, Hub, SnapshotTooOld
+from bugstream.gateway.hub import Hub
 from bugstream.gateway.messages import error_frame, message_frame, server_time
 from bugstream.gateway.telemetry import Telemetry
+from bugstream.gateway.user_access import AccessRevoked, SnapshotTooOld
 from bugstream.services.access_snapshot import AccessSnapshot
 
 log = logging.getLogger("bugstream.gateway")

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from bugstream.domain.events import Event
 from bugstream.gateway.connection import Outgoing
-from bugstream.gateway.hub import outgoing
+from bugstream.gateway.event_frames import outgoing
 
 Batch = list[tuple[Event, Outgoing]]
 
