@@ -21,7 +21,7 @@ from bugstream.client import (
     ValidationFailed,
 )
 from bugstream.domain.enums import Role
-from tests.client.scripted_server import Close, FakeSleep, Serve, Step, ack, scripted_server
+from bugstream.testing.scripted import Close, FakeSleep, Serve, Step, ack, scripted_server
 from tests.support.factory import Factory
 from tests.support.live import live_server
 

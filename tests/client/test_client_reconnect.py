@@ -20,7 +20,7 @@ from bugstream.client import (
     Skipped,
     TokenExpired,
 )
-from tests.client.scripted_server import (
+from bugstream.testing.scripted import (
     Close,
     Drop,
     FakeSleep,

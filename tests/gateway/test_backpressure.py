@@ -87,8 +87,23 @@ async def test_a_lagging_client_gets_the_newest_states_and_is_told_what_it_skipp
 async def created_events(client: Client, count: int) -> int:
     """Read until `count` `created` events have arrived (a client that keeps up)."""
     seen = 0
+    total = 0
     while seen < count:
-        message = await client.next(timeout=10.0)
+        try:
+            message = await client.next(timeout=10.0)
+        except TimeoutError:
+            print(
+                "STALL after",
+                seen,
+                "created of",
+                count,
+                "total msgs",
+                total,
+                "closed",
+                client.ws.close_code,
+            )
+            raise
+        total += 1
         seen += message.get("event") == "created"
     return seen
 

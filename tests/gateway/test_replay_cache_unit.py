@@ -11,7 +11,7 @@ from bugstream.bus.base import GapError
 from bugstream.domain.events import Event
 from bugstream.gateway.event_frames import encode_event
 from bugstream.gateway.replay_cache import ReplayCache
-from tests.bus.test_bus_contract import event
+from bugstream.testing.bus_contract import event
 
 
 class Log:

@@ -2,6 +2,9 @@
 connection attempt: refuse the upgrade, close with a code (before or after the welcome), or
 welcome and answer messages. It lets the SDK's reconnect rules be tested exactly, with the
 SDK's backoff clock replaced, without waiting for real servers to start and stop.
+
+For applications built on the SDK: script what the server does and test how the application
+copes (a refused connection, a close with 4001, a resync) with no bugstream server at all.
 """
 
 from __future__ import annotations
