@@ -595,3 +595,64 @@ async def test_a_2000_row_cascade_gives_one_project_deleted_however_it_is_batche
     assert await pending_changes(w.ctx) == 0
     events = await events_since(w.ctx, mark)
     assert [(e.type.value, e.event.value) for e in events] == [("project", "deleted")]
+
+
+async def test_removing_a_member_by_sql_unassigns_their_bugs_as_the_api_does(
+    factory: Factory,
+) -> None:
+    """One rule for both paths (issue 12.2): a removed member's bugs in the project are
+    unassigned, each with `bug_report.unassigned`, then `membership.removed`. Before, SQL gave
+    only `membership.removed` and left the bugs assigned to someone who cannot see them."""
+    w = await World(factory).build()
+    await w.twin_bug()
+    await w.twin_bug()
+    mark = await last_event_id(w.ctx)
+    await projects.remove_member(w.ctx, w.admin, w.project.id, w.assignee.id)
+    by_api = await events_since(w.ctx, mark)
+
+    member = MembershipAdd(user_id=w.assignee.id)
+    await projects.add_member(w.ctx, w.admin, w.project.id, member)
+    by_sql_bugs = [await w.twin_bug(), await w.twin_bug()]
+    mark = await last_event_id(w.ctx)
+    async with psql(w.ctx) as conn:
+        await conn.execute(
+            "DELETE FROM memberships WHERE project_id = $1 AND user_id = $2",
+            w.project.id,
+            w.assignee.id,
+        )
+    await process_captured_changes(w.ctx)
+    by_sql = await captured(w.ctx, mark)
+
+    expected = [("bug_report", "unassigned")] * 2 + [("membership", "removed")]
+    assert kinds(by_api) == expected
+    assert kinds(by_sql) == expected
+    assert shapes(by_sql) == shapes(by_api)
+    assert {e.payload["id"] for e in by_sql[:2]} == {b.id for b in by_sql_bugs}
+    assert all(e.payload["previous_assignee_id"] == w.assignee.id for e in by_sql[:2])
+    for bug in by_sql_bugs:  # the rows too, not just the events
+        assert (await bugs.get_bug(w.ctx, w.admin, bug.id)).assignee_id is None
+
+
+async def test_a_member_removed_then_re_added_by_sql_keeps_later_assignments(
+    factory: Factory,
+) -> None:
+    """Capture runs after the fact: a member removed and added back (in SQL) before it runs
+    keeps the bugs assigned to them since; only `membership.removed` / `added` are written."""
+    w = await World(factory).build()
+    bug = await w.twin_bug()
+    mark = await last_event_id(w.ctx)
+    async with psql(w.ctx) as conn:
+        await conn.execute(
+            "DELETE FROM memberships WHERE project_id = $1 AND user_id = $2",
+            w.project.id,
+            w.assignee.id,
+        )
+        await conn.execute(
+            "INSERT INTO memberships (project_id, user_id, created_at) VALUES ($1, $2, now())",
+            w.project.id,
+            w.assignee.id,
+        )
+    await process_captured_changes(w.ctx)
+    events = await captured(w.ctx, mark)
+    assert kinds(events) == [("membership", "removed"), ("membership", "added")]
+    assert (await bugs.get_bug(w.ctx, w.admin, bug.id)).assignee_id == w.assignee.id

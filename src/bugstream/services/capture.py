@@ -31,6 +31,7 @@ from bugstream.services.events import (
     user_event,
 )
 from bugstream.services.notifications import notify
+from bugstream.services.projects import member_removed
 from bugstream.store.database import Transaction
 from bugstream.store.tables import captured_changes
 
@@ -105,9 +106,11 @@ async def _events_for(
         if op != "UPDATE" or _changed(change, ("name", "description")):
             await emit(project_event(name, Project.model_validate(row)))
     elif table == "memberships":
-        name = EventName.ADDED if op == "INSERT" else EventName.REMOVED
-        if op != "UPDATE":
-            await emit(membership_event(name, Membership.model_validate(new or old)))
+        if op == "INSERT":
+            await emit(membership_event(EventName.ADDED, Membership.model_validate(new)))
+        elif op == "DELETE":
+            # As the API does it: their bugs in the project unassigned first (same function).
+            await member_removed(ctx, tx, Membership.model_validate(old))
     elif table == "bug_reports":
         await _bug_events(ctx, tx, change)
     elif table == "comments":

@@ -144,10 +144,19 @@ async def remove_member(
         membership = await tx.members.remove(project_id, user_id)
         if membership is None:
             raise NotFound("membership not found")
-        # A non-member cannot work on (or even see) the project's bugs: unassign them.
-        await unassign_all_of(ctx, tx, user_id, project_id=project_id)
-        await tx.outbox.emit(membership_event(EventName.REMOVED, membership))
+        await member_removed(ctx, tx, membership)
     return Result(membership, tuple(tx.outbox.events))
+
+
+async def member_removed(ctx: ServiceContext, tx: Transaction, membership: Membership) -> None:
+    """What a removed membership means, however it was removed (this API, or SQL seen by
+    change capture): a non-member cannot work on (or even see) the project's bugs, so those
+    assigned to them are unassigned (`bug_report.unassigned` each), then
+    `membership.removed`. One derivation for both paths, so both give the same events."""
+    if not await tx.members.is_member(membership.project_id, membership.user_id):
+        # Re-added since (capture runs after the fact): their assignments stand.
+        await unassign_all_of(ctx, tx, membership.user_id, project_id=membership.project_id)
+    await tx.outbox.emit(membership_event(EventName.REMOVED, membership))
 
 
 async def list_members(ctx: ServiceContext, actor: Actor, project_id: int) -> list[User]:
