@@ -63,11 +63,22 @@ async def test_static_files_have_their_content_type(
 
 async def test_everything_the_page_loads_is_served(http: httpx.AsyncClient) -> None:
     page = (await http.get("/")).text
-    board = (await http.get("/static/board.js")).text
     wanted = set(re.findall(r'(?:src|href)="(/static/[^"]+)"', page))
-    wanted |= {f"/static/{name}" for name in re.findall(r'from "\./([^"]+)"', board)}
+    # Follow the module graph from board.js, as the browser does.
+    queue = ["board.js"]
+    while queue:
+        source = (await http.get(f"/static/{queue.pop()}")).text
+        for name in re.findall(r'from "\./([^"]+)"', source):
+            if f"/static/{name}" not in wanted:
+                wanted.add(f"/static/{name}")
+                queue.append(name)
 
-    assert wanted == {"/static/board.js", "/static/board.css", "/static/bugstream.js"}
+    assert wanted == {
+        "/static/board.js",
+        "/static/board.css",
+        "/static/bugstream.js",
+        *(f"/static/board-{part}.js" for part in ("api", "dom", "load", "render", "state")),
+    }
     for path in sorted(wanted):
         assert (await http.get(path)).status_code == 200, path
 

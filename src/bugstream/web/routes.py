@@ -21,6 +21,11 @@ from bugstream.domain.errors import NotFound
 STATIC_FILES: dict[str, str] = {
     "bugstream.js": "text/javascript; charset=utf-8",
     "board.js": "text/javascript; charset=utf-8",
+    "board-api.js": "text/javascript; charset=utf-8",
+    "board-dom.js": "text/javascript; charset=utf-8",
+    "board-load.js": "text/javascript; charset=utf-8",
+    "board-render.js": "text/javascript; charset=utf-8",
+    "board-state.js": "text/javascript; charset=utf-8",
     "board.css": "text/css; charset=utf-8",
 }
 HTML = "text/html; charset=utf-8"
