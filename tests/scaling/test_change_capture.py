@@ -597,6 +597,14 @@ async def test_a_2000_row_cascade_gives_one_project_deleted_however_it_is_batche
     assert [(e.type.value, e.event.value) for e in events] == [("project", "deleted")]
 
 
+async def remove_assignee_by_sql(conn: Any, w: World) -> None:
+    await conn.execute(
+        "DELETE FROM memberships WHERE project_id = $1 AND user_id = $2",
+        w.project.id,
+        w.assignee.id,
+    )
+
+
 async def test_removing_a_member_by_sql_unassigns_their_bugs_as_the_api_does(
     factory: Factory,
 ) -> None:
@@ -615,11 +623,7 @@ async def test_removing_a_member_by_sql_unassigns_their_bugs_as_the_api_does(
     by_sql_bugs = [await w.twin_bug(), await w.twin_bug()]
     mark = await last_event_id(w.ctx)
     async with psql(w.ctx) as conn:
-        await conn.execute(
-            "DELETE FROM memberships WHERE project_id = $1 AND user_id = $2",
-            w.project.id,
-            w.assignee.id,
-        )
+        await remove_assignee_by_sql(conn, w)
     await process_captured_changes(w.ctx)
     by_sql = await captured(w.ctx, mark)
 
@@ -642,11 +646,7 @@ async def test_a_member_removed_then_re_added_by_sql_keeps_later_assignments(
     bug = await w.twin_bug()
     mark = await last_event_id(w.ctx)
     async with psql(w.ctx) as conn:
-        await conn.execute(
-            "DELETE FROM memberships WHERE project_id = $1 AND user_id = $2",
-            w.project.id,
-            w.assignee.id,
-        )
+        await remove_assignee_by_sql(conn, w)
         await conn.execute(
             "INSERT INTO memberships (project_id, user_id, created_at) VALUES ($1, $2, now())",
             w.project.id,
