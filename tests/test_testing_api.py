@@ -7,6 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bugstream.domain.enums import Role
+from bugstream.testing.live import LiveServer
+
 DOC = Path(__file__).parents[1] / "docs" / "extending.md"
 
 
@@ -26,3 +29,15 @@ async def test_the_live_server_example_works() -> None:
 
 async def test_the_scripted_server_example_works() -> None:
     await _examples()["test_my_app_stops_on_a_revoked_token"]()
+
+
+pytest_plugins = ["bugstream.testing.fixtures"]
+
+
+async def test_the_pytest_fixture_gives_a_running_server(bugstream_live: LiveServer) -> None:
+    dev = await bugstream_live.create_user("dev", Role.DEVELOPER)
+    client = await bugstream_live.connect(bugstream_live.token_for(dev))
+    assert client.welcome is not None
+    assert client.welcome["user"]["username"] == "dev"
+    await client.send({"type": "ping"})
+    assert (await client.next())["type"] == "pong"
