@@ -92,8 +92,9 @@ async def created_events(client: Client, count: int) -> int:
         try:
             message = await client.next(timeout=10.0)
         except TimeoutError:
-            # Say where it stopped, and whether frames wait on this side: this test stalled
-            # near the end of the replay 3 times in about 60 runs, under load (open question).
+            # Say where it stopped, and whether frames wait on this side. It stalled near the
+            # end of the replay 3 times in about 60 runs: a window flushed on resume_writing
+            # left the rest queued (test_coalescing_unit, "a resumed transport").
             ws = client.ws
             raise AssertionError(
                 f"nothing for 10 s after {seen} of {count} created events ({total} messages); "

@@ -145,6 +145,23 @@ async def test_a_paused_transport_gets_nothing_until_it_resumes() -> None:
     assert log.frames() == 2
 
 
+async def test_a_resumed_transport_gets_all_of_a_backlog_larger_than_the_window() -> None:
+    """resume_writing flushes one window; when the kernel takes it all (no new pause, so no
+    further resume_writing), the rest must still go out on the hub's next passes. It stayed
+    queued for good: the end of a long replay never arrived (a reader stalled after 1,984 of
+    2,000 events, test_backpressure)."""
+    hub, [(conn, log)], _, _ = setup(max_backlog=64 << 20)
+    conn.paused = True  # the transport asked us to stop
+    hub.dispatch([bug(i, 10_000) for i in range(1, 61)])  # ~600 kB: more than two windows
+    await passes()
+    assert log.writes == []
+    hub.writable_again(conn)  # resume_writing; the socket takes the window at once
+    assert len(log.writes) == 1
+    await passes(10)
+    assert log.frames() == 60
+    assert not conn.pending and conn.pending_bytes == 0
+
+
 async def test_a_client_over_the_bound_that_takes_nothing_is_cut_after_the_grace() -> None:
     hub, [(conn, log)], revoked, clock = setup(max_backlog=100_000, grace=2.0)
     log.in_transport = 150_000  # the transport holds what it could not send: over the bound

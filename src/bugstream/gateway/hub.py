@@ -473,6 +473,11 @@ class Hub:
         if written:
             self.socket_writes += 1
             self.frames_written += written
+        if conn.pending and not conn.paused:
+            # More than one window waited, and the socket took this one without pausing
+            # again: no resume_writing will come, so the next passes send the rest. Without
+            # this, the end of a long replay stayed queued for good.
+            self._mark_dirty(conn)
         self._notify_drained(conn)
 
     def flush_now(self, conn: Connection) -> None:
