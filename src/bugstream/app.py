@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 
 from bugstream import operations
@@ -26,6 +27,7 @@ from bugstream.bus.factory import create_bus, create_slots
 from bugstream.bus.slots import ConnectionSlots
 from bugstream.domain.enums import Role
 from bugstream.domain.models import User, UserCreate
+from bugstream.domain.origins import LOCAL_ORIGIN_PATTERN
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.gateway import Gateway
 from bugstream.gateway.uvicorn_protocol import GATEWAY_STATE_KEY
@@ -132,7 +134,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         abuse_threshold=settings.ws_abuse_threshold,
         abuse_window=settings.ws_abuse_window_seconds,
         block_seconds=settings.ws_block_seconds,
-        allowed_origins=tuple(settings.ws_allowed_origins),
+        allowed_origins=settings.browser_origins,
         allow_localhost_origins=not settings.is_production,
         behind_tls_proxy=settings.behind_tls_proxy,
         require_tls=settings.is_production and not settings.behind_tls_proxy,
@@ -310,6 +312,23 @@ class Runtime:
                     log.warning("shutdown: stopping the %s took %.1f s", name, took)
 
 
+def add_cors(app: FastAPI, settings: Settings) -> None:
+    """Browsers on the allowed origins may call the API and import /static/ files (the same
+    policy as /ws: domain/origins.py). Tokens travel in the Authorization header, never in
+    cookies, so credentials are not allowed; preflights are cached for 10 minutes. Added
+    last, so it is the outermost middleware: its headers are on error answers too."""
+    origins = settings.browser_origins
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"] if "*" in origins else list(origins),
+        allow_origin_regex=None if settings.is_production else LOCAL_ORIGIN_PATTERN,
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Accept", "If-None-Match"],
+        expose_headers=["Retry-After", "ETag", "Location"],
+        max_age=600,
+    )
+
+
 def create_app(settings: Settings | None = None, *, ctx: ServiceContext | None = None) -> FastAPI:
     """The application. `ctx` replaces the service context built from settings (tests)."""
     settings = settings or Settings()
@@ -351,6 +370,7 @@ def create_app(settings: Settings | None = None, *, ctx: ServiceContext | None =
     api_errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestCounterMiddleware, registry=registry)
+    add_cors(app, settings)
     app.include_router(api_router())
     app.include_router(web_router())
     app.include_router(operations.router)

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     ws_slot_lease_seconds: float = Field(default=30.0, gt=0)
     #: With Redis: how long a killed instance's connections still count (its liveness key).
     ws_instance_ttl_seconds: float = Field(default=3.0, gt=0)
+    #: Browser origins, besides the server's own, that may call the REST API, load /static/
+    #: files and open /ws (a JSON list; "*" for any). Outside production, pages on this
+    #: machine (localhost, 127.0.0.1, [::1]) are allowed too.
+    allowed_origins: list[str] = Field(default_factory=list)
+    #: The older name, for /ws only at first; now the same as allowed_origins (both count).
     ws_allowed_origins: list[str] = Field(default_factory=list)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
 
@@ -126,6 +131,11 @@ class Settings(BaseSettings):
         if self.jwt_public_key is None and self.jwt_public_key_file is not None:
             self.jwt_public_key = self.jwt_public_key_file.read_text()
         return self
+
+    @property
+    def browser_origins(self) -> tuple[str, ...]:
+        """`allowed_origins` and its alias `ws_allowed_origins`, together."""
+        return tuple(dict.fromkeys([*self.allowed_origins, *self.ws_allowed_origins]))
 
     @property
     def is_production(self) -> bool:

@@ -37,6 +37,8 @@ class Site:
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
     passwords: dict[str, str] = field(default_factory=dict)
+    #: More BUGSTREAM_* settings for this server, e.g. {"BUGSTREAM_ALLOWED_ORIGINS": "[...]"}.
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -52,6 +54,7 @@ class Site:
             BUGSTREAM_SHUTDOWN_GRACE_SECONDS="1",
             BUGSTREAM_LOG_LEVEL="INFO",
         )
+        env.update(self.settings)
         return env
 
     def cli(self, *args: str) -> str:

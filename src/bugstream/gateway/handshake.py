@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from bugstream.domain.origins import origin_allowed as is_allowed_origin
 from bugstream.gateway.config import GatewayConfig
-
-_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,19 +53,9 @@ class Refusal:
 
 
 def origin_allowed(config: GatewayConfig, origin: str | None, host: str | None) -> bool:
-    """Browsers always send Origin; other clients may not, and are not at risk of CSRF."""
-    if origin is None:
-        return True
-    if "*" in config.allowed_origins or origin in config.allowed_origins:
-        return True
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return False
-    if host is not None and parts.netloc.lower() == host.lower():
-        return True  # same origin
-    hostname = (parts.hostname or "").lower()
-    return config.allow_localhost_origins and (
-        hostname in _LOCAL_HOSTS or f"[{hostname}]" in _LOCAL_HOSTS
+    """The server's origin policy (domain/origins.py) with the gateway's settings."""
+    return is_allowed_origin(
+        origin, config.allowed_origins, allow_local=config.allow_localhost_origins, host=host
     )
 
 
