@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,7 +61,7 @@ def start_server(cwd: Path) -> Server:
         if not line:
             break
         output.append(line)
-        if "Uvicorn running" in line:
+        if "bugstream is running" in line:
             return Server(process, port, output)
     process.kill()
     raise AssertionError("server did not start:\n" + "".join(output))
@@ -185,3 +186,76 @@ def test_production_refuses_to_invent_a_jwt_secret(workdir: Path) -> None:
     assert result.returncode == 2
     assert "BUGSTREAM_JWT_SECRET must be set in production" in result.stderr
     assert not (workdir / "var" / "jwt-secret").exists()
+
+
+def run_cli(cwd: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """`bugstream ...` in `cwd`, with `stdin` piped (no terminal), as a script runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "bugstream.cli", *args],
+        cwd=cwd,
+        env=clean_env(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_issue_token_elsewhere_says_where_it_looked_and_creates_nothing(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "issue-token", "--username", "admin")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"no bugstream database at {tmp_path / 'var' / 'bugstream.db'}" in result.stderr
+    assert "BUGSTREAM_DATA_DIR" in result.stderr and str(tmp_path) in result.stderr
+    assert not (tmp_path / "var" / "bugstream.db").exists(), "it left an empty database"
+
+
+def test_issue_token_on_a_database_without_tables_says_to_migrate(tmp_path: Path) -> None:
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "bugstream.db").touch()
+    result = run_cli(tmp_path, "issue-token", "--username", "admin")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "has no bugstream tables: run `bugstream migrate`" in result.stderr
+
+
+def test_create_user_without_a_terminal_reads_a_piped_password_or_says_how(
+    tmp_path: Path,
+) -> None:
+    user = ["create-user", "--username", "bot", "--email", "bot@example.com"]
+    nothing = run_cli(tmp_path, *user, stdin="")
+    assert nothing.returncode == 1
+    assert "Traceback" not in nothing.stderr
+    assert "no password: pass --password, or pipe it on stdin" in nothing.stderr
+    piped = run_cli(tmp_path, *user, stdin="piped-password-123\n")
+    assert piped.returncode == 0, piped.stderr
+    assert f"created user bot (id 1, role reporter) in {tmp_path / 'var'}" in piped.stdout
+
+
+def test_serve_shows_the_board_url_and_makes_no_admin_when_it_cannot_bind(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        failed = subprocess.run(
+            [sys.executable, "-m", "bugstream.cli", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=clean_env(BUGSTREAM_REMINDERS_ENABLED="false"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert failed.returncode != 0
+    assert "password:" not in failed.stdout + failed.stderr
+    assert "bugstream is running" not in failed.stdout
+    # The admin was not made then (its password would have been lost): it is now.
+    server = start_server(tmp_path)
+    try:
+        text = "".join(server.output)
+        assert "password:" in text
+        banner = f"bugstream is running: the live board at {server.url}/ , the API docs at"
+        assert banner in server.output[-1]
+    finally:
+        stop_server(server)

@@ -153,8 +153,13 @@ class Runtime:
         ctx: ServiceContext,
         tokens: TokenConfig,
         telemetry: PrometheusTelemetry,
+        *,
+        first_run_admin: bool = True,
     ) -> None:
         self.settings = settings
+        #: Make (and print) the first-run admin at startup; `bugstream serve` does it itself,
+        #: once its port is bound, so that a server that cannot start shows no password.
+        self.first_run_admin = first_run_admin
         self.ctx = ctx
         self.tokens = tokens
         self.telemetry = telemetry
@@ -172,9 +177,10 @@ class Runtime:
         settings, ctx = self.settings, self.ctx
         if settings.auto_migrate:
             await migrate.upgrade(ctx.db.engine)
-        admin = await bootstrap_admin(ctx, settings)
-        if admin is not None:
-            announce_admin(admin)
+        if self.first_run_admin:
+            admin = await bootstrap_admin(ctx, settings)
+            if admin is not None:
+                announce_admin(admin)
         async with ctx.db.read() as repos:
             latest = await latest_event_id(repos.conn)
         # The replay window starts `replay_window_events` back, rebuilt from the outbox.
@@ -329,15 +335,22 @@ def add_cors(app: FastAPI, settings: Settings) -> None:
     )
 
 
-def create_app(settings: Settings | None = None, *, ctx: ServiceContext | None = None) -> FastAPI:
-    """The application. `ctx` replaces the service context built from settings (tests)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    ctx: ServiceContext | None = None,
+    first_run_admin: bool = True,
+) -> FastAPI:
+    """The application. `ctx` replaces the service context built from settings (tests).
+    `first_run_admin=False`: the caller makes the first-run admin (`bugstream serve` does,
+    once its port is bound)."""
     settings = settings or Settings()
     config = token_config(settings)
     ctx = ctx or service_context(settings)
 
     registry = CollectorRegistry()
     telemetry = PrometheusTelemetry(registry)
-    runtime = Runtime(settings, ctx, config, telemetry)
+    runtime = Runtime(settings, ctx, config, telemetry, first_run_admin=first_run_admin)
     registry.register(StateCollector(runtime.state_sources()))
 
     @asynccontextmanager

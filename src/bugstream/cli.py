@@ -47,13 +47,77 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
+class CommandError(Exception):
+    """A command cannot run as asked: the message says why and what to do."""
+
+
+def database_location(settings: Settings) -> str:
+    """Where the database is, as a user can find it: a file path for SQLite."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return str(Path(url.database).resolve())
+    return url.render_as_string(hide_password=True)
+
+
+def _missing_hint(settings: Settings) -> str:
+    return (
+        f"the data directory is {settings.data_dir} (BUGSTREAM_DATA_DIR), relative to the "
+        f"current directory {Path.cwd()}; run this where `bugstream serve` runs, or set "
+        "BUGSTREAM_DATA_DIR or BUGSTREAM_DATABASE_URL"
+    )
+
+
+def require_database_file(settings: Settings) -> None:
+    """A SQLite file that is not there would be created empty, then fail on its first table:
+    say where we looked and what to set instead."""
+    from sqlalchemy.engine import make_url
+
+    where = database_location(settings)
+    if make_url(settings.database_url).get_backend_name() == "sqlite" and not Path(where).exists():
+        raise CommandError(f"no bugstream database at {where}: {_missing_hint(settings)}")
+
+
+async def require_schema(settings: Settings) -> None:
+    """The database is there but bugstream never set it up."""
+    from bugstream.app import service_context
+    from bugstream.store import migrate
+
+    ctx = service_context(settings)
+    try:
+        revision = await migrate.current_revision(ctx.db.engine)
+    finally:
+        await ctx.db.dispose()
+    if revision is None:
+        raise CommandError(
+            f"the database at {database_location(settings)} has no bugstream tables: run "
+            f"`bugstream migrate` or `bugstream serve` first ({_missing_hint(settings)})"
+        )
+
+
+def read_password(given: str | None) -> str:
+    """--password, else asked at the terminal, else one line piped on stdin."""
+    if given:
+        return given
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass.getpass("password: ")
+    piped = sys.stdin.readline().rstrip("\r\n") if sys.stdin is not None else ""
+    if not piped:
+        raise CommandError(
+            "no password: pass --password, or pipe it on stdin "
+            "(printf '%s\\n' \"$PASSWORD\" | bugstream create-user ...)"
+        )
+    return piped
+
+
 async def _create_user(args: argparse.Namespace, settings: Settings) -> int:
     from bugstream.app import service_context
     from bugstream.domain.models import UserCreate
     from bugstream.services.users import create_user
     from bugstream.store import migrate
 
-    password = args.password or getpass.getpass("password: ")
+    password = read_password(args.password)
     ctx = service_context(settings)
     try:
         await migrate.upgrade(ctx.db.engine)
@@ -63,7 +127,10 @@ async def _create_user(args: argparse.Namespace, settings: Settings) -> int:
         user = (await create_user(ctx, None, data)).value
     finally:
         await ctx.db.dispose()
-    print(f"created user {user.username} (id {user.id}, role {user.role.value})")
+    print(
+        f"created user {user.username} (id {user.id}, role {user.role.value}) "
+        f"in {database_location(settings)}"
+    )
     return 0
 
 
@@ -71,6 +138,7 @@ async def _issue_token(args: argparse.Namespace, settings: Settings) -> int:
     from bugstream.app import service_context, token_config
     from bugstream.auth.tokens import issue_token
 
+    await require_schema(settings)
     ctx = service_context(settings)
     try:
         async with ctx.db.read() as repos:
@@ -108,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--username", required=True)
     user.add_argument("--email", required=True)
     user.add_argument("--role", choices=[r.value for r in Role], default=Role.REPORTER.value)
-    user.add_argument("--password", help="omit to be asked for it")
+    user.add_argument(
+        "--password", help="omit to be asked for it (or to read one line from a pipe)"
+    )
 
     token = commands.add_parser("issue-token", help="print an access token for a user")
     token.add_argument("--username", required=True)
@@ -137,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if args.command == "create-user":
             return asyncio.run(_create_user(args, settings))
+        require_database_file(settings)
         return asyncio.run(_issue_token(args, settings))
     except ValidationError as exc:
         for error in exc.errors():
@@ -147,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BugstreamError as exc:
         print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)
+        return 1
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import socket
 
 import uvicorn
 from fastapi import FastAPI
@@ -32,15 +33,50 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvi
     return uvicorn.Config(app, **options)  # type: ignore[arg-type]
 
 
+class _AnnouncingServer(uvicorn.Server):
+    """Once the port is bound: makes the first-run admin (shown once) and says where the board
+    is. A server that could not bind (the port in use) makes no admin whose password nobody
+    would see."""
+
+    def __init__(self, config: uvicorn.Config, settings: Settings, app: FastAPI) -> None:
+        super().__init__(config)
+        self._settings = settings
+        self._app = app
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.started or self.should_exit:
+            return
+        from bugstream.app import announce_admin, bootstrap_admin
+
+        admin = await bootstrap_admin(self._app.state.ctx, self._settings)
+        if admin is not None:
+            announce_admin(admin)
+        port = self.servers[0].sockets[0].getsockname()[1] if self.servers else self._settings.port
+        print(ready_banner(self._settings, port), flush=True)  # last: "ready" for scripts too
+
+
+def ready_banner(settings: Settings, port: int) -> str:
+    scheme = "https" if settings.serves_tls else "http"
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (naming, not binding: every interface)
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    url = f"{scheme}://{host}:{port}"
+    return f"\n  bugstream is running: the live board at {url}/ , the API docs at {url}/docs\n"
+
+
 def serve(settings: Settings) -> None:
     from bugstream.app import create_app
     from bugstream.observability.logging import configure_logging
 
     settings.check_transport_security()
     configure_logging(settings.log_level, settings.log_format)
-    config = uvicorn_config(create_app(settings), settings)
+    app = create_app(settings, first_run_admin=False)
+    config = uvicorn_config(app, settings)
     tune_garbage_collector()
-    uvicorn.Server(config).run()
+    _AnnouncingServer(config, settings, app).run()
 
 
 def tune_garbage_collector() -> None:

@@ -494,7 +494,7 @@ def start_serve(workdir: Path, *args: str, **env: str) -> Served:
         if not line:
             break
         output.append(line)
-        if "Uvicorn running on" in line:
+        if "bugstream is running" in line:
             scheme = "https" if "https://" in line else "http"
             threading.Thread(target=_drain, args=(process.stdout, output), daemon=True).start()
             return Served(process, port, output, scheme)
