@@ -470,6 +470,49 @@ def test_a_pong_timeout_longer_than_the_ping_interval_still_expires(page: Page) 
     assert result["pings"] == 2
 
 
+def test_a_subscription_is_renewed_after_a_reconnect_and_filters_meanwhile(page: Page) -> None:
+    """Issue 13.3: the server forgets a subscription with its connection; the client sends it
+    again right after the welcome, and drops events outside it until the server has it."""
+    result = run(
+        page,
+        """
+        const w = world({ backoff: { initial: 100, jitter: false } });
+        w.connect();
+        await flush();
+        w.sockets[0].welcome(w.clock);
+        const subscribing = outcome(w.client.subscribe({ projects: [3], bugReports: [42] }));
+        await flush();
+        const first = w.sockets[0].sent.at(-1);
+        w.sockets[0].receive({ type: "ack", payload: { request_id: first.request_id,
+          command: "subscribe", result: { all: false, projects: [3], bug_reports: [42] } } });
+        await flush();
+        w.sockets[0].drop();
+        await w.clock.advance(100);
+        const second = w.last();
+        second.welcome(w.clock);
+        await flush();
+        const renewed = second.sent.map((m) => ({ type: m.type, payload: m.payload }));
+        // Before the server acknowledges, a replay brings events of other projects too.
+        second.event(5, "bug_report", "created", { id: 7, project_id: 9 });
+        second.event(6, "bug_report", "created", { id: 8, project_id: 3 });
+        second.event(7, "comment", "created", { id: 1, bug_report_id: 42, project_id: 9 });
+        second.event(8, "notification", "bug_assigned", { id: 2, user_id: 1 });
+        second.event(9, "project", "updated", { id: 9 });
+        await flush();
+        return { subscribed: subscribing.ok, renewed, events: w.events,
+                 lastEventId: w.client.lastEventId,
+                 projects: [...w.client.subscription.projects] };
+        """,
+    )
+    assert result["subscribed"] is True
+    assert result["renewed"] == [
+        {"type": "subscribe", "payload": {"projects": [3], "bug_reports": [42]}}
+    ]
+    assert result["events"] == [6, 7, 8]  # project 9's bug and project update filtered out
+    assert result["lastEventId"] == 9  # but counted as received: a resume starts after them
+    assert result["projects"] == [3]
+
+
 def test_token_refresh_before_expiry_keeps_the_connection(page: Page) -> None:
     result = run(
         page,

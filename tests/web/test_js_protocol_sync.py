@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bugstream.client import Backoff
+from bugstream.domain.catalog import CATALOG
 from bugstream.domain.protocol import CloseCode, is_terminal, needs_new_token
 from tests.conftest import skip_or_fail
 
@@ -37,6 +38,7 @@ console.log(JSON.stringify({{
   newToken: probe.filter((c) => m.needsNewToken(c)),
   backoff: {{initial: b.initial, factor: b.factor, maxAttempts: b.maxAttempts,
              maxDelay: b.maxDelay, jitter: b.jitter}},
+  scopes: m.EVENT_SCOPES,
 }}));
 """
     out = subprocess.run(
@@ -63,4 +65,11 @@ def test_the_default_backoff_is_the_sdks(js: dict[str, Any]) -> None:
         "maxAttempts": python.max_attempts,
         "maxDelay": python.max_delay * 1000,
         "jitter": python.jitter,
+    }
+
+
+def test_the_event_scopes_are_the_catalogs(js: dict[str, Any]) -> None:
+    assert js["scopes"] == {
+        t.value: {"scope": m.scope.value, "bugReportField": m.bug_report_field}
+        for t, m in CATALOG.items()
     }

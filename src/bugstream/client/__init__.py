@@ -29,6 +29,7 @@ from bugstream.client.errors import (
 )
 from bugstream.client.events import Event, EventPayload, RawPayload, Skipped, parse_event
 from bugstream.client.state import ConnectionState, Phase
+from bugstream.client.subscription import Subscription, Subscriptions
 from bugstream.client.tokens import TokenProvider
 from bugstream.domain.errors import (
     AuthError,
@@ -79,6 +80,8 @@ __all__ = [
     "Skipped",
     "SkippedHandler",
     "StateCallback",
+    "Subscription",
+    "Subscriptions",
     "TokenExpired",
     "TokenProvider",
     "User",

@@ -26,8 +26,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from bugstream.client.backoff import Backoff
 from bugstream.client.delivery import Delivery, Handler, ResyncHandler, SkippedHandler
@@ -40,10 +40,11 @@ from bugstream.client.errors import (
 )
 from bugstream.client.events import Event
 from bugstream.client.inbound import route
-from bugstream.client.outcome import ABNORMAL_CLOSURE, Outcome, http_retryable
+from bugstream.client.outcome import ABNORMAL_CLOSURE, Outcome, dial, http_retryable
 from bugstream.client.refresh import refresh_on_connection
 from bugstream.client.requests import PendingRequests
 from bugstream.client.state import ConnectionState, Phase
+from bugstream.client.subscription import Subscription, Subscriptions
 from bugstream.client.tokens import TokenKeeper, TokenProvider
 from bugstream.client.wire import (
     decode,
@@ -79,6 +80,7 @@ class Client:
         backoff: Backoff | None = None,
         on_resync: ResyncHandler | None = None,
         on_skipped: SkippedHandler | None = None,
+        subscription: Subscription | None = None,
         command_timeout: float = 10.0,
         open_timeout: float = 10.0,
         refresh_ratio: float = 0.8,
@@ -116,6 +118,8 @@ class Client:
         self._state = ConnectionState(Phase.CONNECTING, max_attempts=self._backoff.max_attempts)
         self._state_callbacks: list[StateCallback] = []
         self._pending = PendingRequests()
+        #: The declared subscription: `await client.subscriptions.subscribe(projects=[3])`.
+        self.subscriptions = Subscriptions(self.send, subscription)
         self._request_ids = itertools.count(1)
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -371,24 +375,17 @@ class Client:
         except Exception as exc:
             log.warning("the token provider failed: %s", exc)
             return Outcome(False, exception=exc)
-        try:
-            ws = await connect(
-                stream_url(self.url, self._last_event_id),
-                additional_headers={"Authorization": f"Bearer {token}"},
-                open_timeout=self._open_timeout,
-                ping_interval=self._ping_interval,
-                ping_timeout=self._ping_timeout,
-                # A dead link never answers the close frame either: waiting websockets'
-                # default 10 s for it kept a client on a stalled link "connected" that long
-                # after its pings had gone unanswered.
-                close_timeout=self._close_timeout,
-                ssl=self._ssl,
-            )
-        except InvalidStatus as exc:
-            return Outcome(False, exception=exc, http_status=exc.response.status_code)
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
-            log.info("could not connect: %s", exc)
-            return Outcome(False, exception=exc)
+        ws = await dial(
+            stream_url(self.url, self._last_event_id),
+            token,
+            open_timeout=self._open_timeout,
+            ping_interval=self._ping_interval,
+            ping_timeout=self._ping_timeout,
+            close_timeout=self._close_timeout,
+            ssl=self._ssl,
+        )
+        if isinstance(ws, Outcome):
+            return ws
         self._generation += 1
         generation = self._generation
         outcome = Outcome(False)
@@ -422,6 +419,7 @@ class Client:
                     delivery=self._delivery,
                     pending=self._pending,
                     outcome=outcome,
+                    wants=self._wanted,
                 )
         except ConnectionClosed as exc:
             if exc.rcvd is not None:
@@ -454,9 +452,21 @@ class Client:
                 self._delivery.processed_event_id = latest
         self._ws = ws
         self._ready.set()
+        renewal = self.subscriptions.renewal()
+        if renewal is not None:  # a new connection starts with everything: narrow it again
+            self._spawn(renewal)
         self._set_state(Phase.CONNECTED, connection_id=self.connection_id)
         if self._first_connect is not None and not self._first_connect.done():
             self._first_connect.set_result(None)
+
+    def _wanted(self, event: Event) -> bool:
+        user = self._welcome.get("user")
+        return self.subscriptions.wants(event, user.get("id") if isinstance(user, dict) else None)
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _finish(self, error: BaseException | None) -> None:
         """The session is over: tell everyone waiting, once."""
@@ -485,8 +495,6 @@ class Client:
             try:
                 result = callback(state)
                 if inspect.isawaitable(result):
-                    task = asyncio.ensure_future(result)
-                    self._background.add(task)
-                    task.add_done_callback(self._background.discard)
+                    self._spawn(result)
             except Exception:
                 log.exception("a connection state callback failed")

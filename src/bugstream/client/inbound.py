@@ -5,11 +5,12 @@ them, resync and skipped notices to the queue, other errors to the attempt's out
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from bugstream.client.delivery import Delivery
 from bugstream.client.errors import ResyncRequired, error_from_payload
-from bugstream.client.events import Skipped, parse_event
+from bugstream.client.events import Event, Skipped, parse_event
 from bugstream.client.outcome import Outcome
 from bugstream.client.requests import PendingRequests
 from bugstream.client.wire import as_int, payload_of
@@ -25,8 +26,10 @@ def route(
     delivery: Delivery,
     pending: PendingRequests,
     outcome: Outcome,
+    wants: Callable[[Event], bool] = lambda event: True,
 ) -> int | None:
-    """Handle one message; returns the id a reconnect resumes after from now on."""
+    """Handle one message; returns the id a reconnect resumes after from now on. Events the
+    declared subscription does not want are dropped here (they still count as received)."""
     if "event_id" in message and "event" in message:
         event = parse_event(message)
         if event is None:
@@ -34,7 +37,8 @@ def route(
             return last_event_id
         if last_event_id is not None and event.event_id <= last_event_id:
             return last_event_id  # already delivered (a replay overlapping the live stream)
-        delivery.put(event)
+        if wants(event):
+            delivery.put(event)
         return event.event_id
     kind = message.get("type")
     payload = payload_of(message)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import ssl as ssl_module
 from dataclasses import dataclass
 from typing import Any
 
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+
 from bugstream.client.errors import ConnectionRejected, TokenExpired
 from bugstream.domain.protocol import CloseCode
+
+log = logging.getLogger("bugstream.client")
 
 #: A close without a close frame (the network, or a crash).
 ABNORMAL_CLOSURE = 1006
@@ -52,3 +59,34 @@ class Outcome:
             reason=self.reason,
             error=self.error,
         )
+
+
+async def dial(
+    url: str,
+    token: str,
+    *,
+    open_timeout: float,
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    close_timeout: float,
+    ssl: ssl_module.SSLContext | None,
+) -> ClientConnection | Outcome:
+    """Open the WebSocket (the token in the Authorization header), or how that failed."""
+    try:
+        return await connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            # A dead link never answers the close frame either: waiting websockets' default
+            # 10 s for it kept a client on a stalled link "connected" that long after its
+            # pings had gone unanswered.
+            close_timeout=close_timeout,
+            ssl=ssl,
+        )
+    except InvalidStatus as exc:
+        return Outcome(False, exception=exc, http_status=exc.response.status_code)
+    except (OSError, TimeoutError, InvalidHandshake) as exc:
+        log.info("could not connect: %s", exc)
+        return Outcome(False, exception=exc)

@@ -196,12 +196,46 @@ export function describeState(state) {
 const STALE_TOKEN_MS = 1000;
 
 /**
+ * Who may see each event type (bugstream.domain.catalog; tests/web/test_js_protocol_sync.py
+ * checks this copy): "project" types go to the project's members, "personal" and "user" ones
+ * to the user they name (and admins); `bugReportField` names the bug report, for
+ * subscriptions by bug report.
+ */
+export const EVENT_SCOPES = Object.freeze({
+  bug_report: { scope: "project", bugReportField: "id" },
+  comment: { scope: "project", bugReportField: "bug_report_id" },
+  project: { scope: "project", bugReportField: null },
+  user: { scope: "user", bugReportField: null },
+  notification: { scope: "personal", bugReportField: null },
+  membership: { scope: "project", bugReportField: null },
+});
+
+/**
+ * A declared subscription: everything (`null` lists), or only these projects and bug reports
+ * (personal events always arrive). The client keeps it across reconnects and filters events
+ * by the server's rule, so nothing outside it reaches the page even before the server has it.
+ */
+export function subscriptionWants(subscription, message, userId) {
+  if (subscription === null) return true;
+  const meaning = EVENT_SCOPES[message.type];
+  if (meaning === undefined || meaning.scope !== "project") return true;
+  const payload = message.payload ?? {};
+  if (message.type === "membership" && payload.user_id === userId) return true;
+  const projectId = message.type === "project" ? payload.id : payload.project_id;
+  if (subscription.projects.has(projectId)) return true;
+  return (
+    meaning.bugReportField !== null && subscription.bugReports.has(payload[meaning.bugReportField])
+  );
+}
+
+/**
  * One reconnecting, resuming session with a bugstream server.
  *
  * `url`: "ws://host/ws", "wss://host/ws", or a path ("/ws") on the page's own host.
  * Options: `token` and/or `tokenProvider` (a function returning a token or a Promise of one;
  * called for the first connection when there is no token, before the token expires, and once
  * after close code 4001/4002), `lastEventId` (resume a stream an earlier page left),
+ * `subscription` ({projects, bugReports}: declared at the start, see `subscribe`),
  * `backoff` ({initial, factor, maxAttempts, maxDelay, jitter} or a Backoff),
  * `commandTimeout` (10000), `openTimeout` (10000: the welcome must come within it),
  * `pingInterval` (25000; 0 turns pings off), `pongTimeout` (10000), `refreshRatio` (0.8) and
@@ -216,6 +250,7 @@ export class BugstreamClient extends EventTarget {
       token = null,
       tokenProvider = null,
       lastEventId = null,
+      subscription = null,
       backoff = {},
       commandTimeout = 10000,
       openTimeout = 10000,
@@ -239,6 +274,13 @@ export class BugstreamClient extends EventTarget {
     this._token = token;
     this._provider = tokenProvider;
     this._lastEventId = lastEventId;
+    this._subscription =
+      subscription === null
+        ? null
+        : {
+            projects: new Set(subscription.projects ?? []),
+            bugReports: new Set(subscription.bugReports ?? []),
+          };
     this._commandTimeout = commandTimeout;
     this._openTimeout = openTimeout;
     this._pingInterval = pingInterval;
@@ -366,6 +408,61 @@ export class BugstreamClient extends EventTarget {
     this._settleConnect(new ClientClosed());
   }
 
+  // ---- subscriptions --------------------------------------------------------------------
+
+  /** The declared subscription: null (everything), or {projects, bugReports} as Sets. */
+  get subscription() {
+    return this._subscription;
+  }
+
+  /** Narrow the stream to these projects and bug reports (added to earlier ones); kept
+   * across reconnects. Resolves with the server's subscription; rejects (not_found, ...)
+   * and keeps the old one. */
+  async subscribe({ projects = [], bugReports = [] } = {}) {
+    const result = await this.send("subscribe", { projects, bug_reports: bugReports });
+    const base = this._subscription ?? { projects: new Set(), bugReports: new Set() };
+    this._subscription = {
+      projects: new Set([...base.projects, ...projects]),
+      bugReports: new Set([...base.bugReports, ...bugReports]),
+    };
+    return result;
+  }
+
+  /** Remove projects and bug reports from a narrowed subscription. */
+  async unsubscribe({ projects = [], bugReports = [] } = {}) {
+    if (this._subscription === null) {
+      throw new RangeError("subscribe to what you want before unsubscribing");
+    }
+    const result = await this.send("unsubscribe", { projects, bug_reports: bugReports });
+    const drop = (set, ids) => new Set([...set].filter((id) => !ids.includes(id)));
+    this._subscription = {
+      projects: drop(this._subscription.projects, projects),
+      bugReports: drop(this._subscription.bugReports, bugReports),
+    };
+    return result;
+  }
+
+  /** Back to every event the user may see. */
+  async subscribeAll() {
+    const result = await this.send("subscribe", { all: true });
+    this._subscription = null;
+    return result;
+  }
+
+  /** A new connection starts with everything: narrow it again (events stay filtered here
+   * until the server has it). */
+  _renewSubscription() {
+    const wanted = this._subscription;
+    if (wanted === null) return;
+    const projects = [...wanted.projects];
+    const bugReports = [...wanted.bugReports];
+    const renewal =
+      projects.length || bugReports.length
+        ? this.send("subscribe", { projects, bug_reports: bugReports })
+        : this.send("unsubscribe", { all: true });
+    renewal.catch((error) => console.warn("bugstream: could not renew the subscription", error));
+  }
+
   // ---- commands -------------------------------------------------------------------------
 
   /** Send a command ("bug_report.create", ...); resolves with the ack's `result`, rejects
@@ -479,7 +576,9 @@ export class BugstreamClient extends EventTarget {
       if (!Number.isInteger(id)) return;
       if (this._lastEventId !== null && id <= this._lastEventId) return; // already seen
       this._lastEventId = id;
-      this._emit("event", message);
+      if (subscriptionWants(this._subscription, message, this._welcome?.user?.id)) {
+        this._emit("event", message);
+      }
       return;
     }
     switch (message.type) {
@@ -529,6 +628,7 @@ export class BugstreamClient extends EventTarget {
     this._emit("welcome", payload);
     this._schedulePing(ws);
     this._scheduleRefresh(ws);
+    this._renewSubscription();
     const waiting = this._waiting;
     this._waiting = [];
     for (const entry of waiting) this._transmit(entry);
