@@ -22,13 +22,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio import Redis
 
 from bugstream.bus.base import GapError, NoBase
+from bugstream.bus.redis_client import redis_client
 from bugstream.domain.events import Event, EventName, EventType
 
 _PUBLISH = """
@@ -121,20 +118,10 @@ class RedisBus:
         max_connections: int = 64,
         pool_timeout: float = 10.0,
     ) -> None:
-        # Retry a command that fails on a broken connection: after Redis restarts, every
-        # pooled connection is dead, and without a retry the first command on each fails.
-        # Every command here is idempotent (publish drops ids it has), so retrying is safe.
-        # A blocking pool: when every connection is busy (a reconnect storm: a slot and a
-        # replay per handshake), a command waits for one instead of failing at once with
-        # MaxConnectionsError, as the default pool does.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=pool_timeout,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        # Retries on broken connections, a blocking pool (bus/redis_client.py).
+        self._redis: Redis = redis_client(
+            url, max_connections=max_connections, pool_timeout=pool_timeout
         )
-        self._redis: Redis = Redis.from_pool(pool)  # closing the client closes the pool
         self._stream = f"{prefix}:events"
         self._last = f"{prefix}:last"
         self._trimmed = f"{prefix}:trimmed"

@@ -30,6 +30,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bugstream.background import BackgroundLoop
+from bugstream.bus.redis_client import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,10 @@ class RedisSlots(BackgroundLoop):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisSlots:
-        """Slots on a Redis client of their own (closed by `stop`)."""
-        slots = cls(Redis.from_url(url), **options)
+        """Slots on a Redis client of their own (closed by `stop`), retrying on broken
+        connections as the event log's does: after a Redis restart the first command on
+        each pooled connection would fail, and a connection would be refused for it."""
+        slots = cls(redis_client(url, max_connections=16), **options)
         slots._owns_client = True
         return slots
 
