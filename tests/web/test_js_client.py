@@ -513,6 +513,30 @@ def test_a_subscription_is_renewed_after_a_reconnect_and_filters_meanwhile(page:
     assert result["projects"] == [3]
 
 
+def test_an_oversized_command_is_refused_at_once_by_the_welcome_limit(page: Page) -> None:
+    """Issue 13.6: the server's answer to an oversized message carries no request id, so
+    the command waited for its timeout; the client checks limits.max_message_bytes first."""
+    result = run(
+        page,
+        """
+        const w = world();
+        w.connect();
+        await flush();
+        w.sockets[0].welcome(w.clock, { limits: { max_message_bytes: 200 } });
+        await flush();
+        const big = outcome(w.client.send("bug_report.create", { title: "x".repeat(300) }));
+        await flush();
+        const small = outcome(w.client.send("bug_report.create", { title: "fits" }));
+        await flush();
+        return { big, sent: w.sockets[0].sent.map((m) => m.payload.title) };
+        """,
+    )
+    assert result["big"]["settled"] is True
+    assert result["big"]["ok"] is False
+    assert result["big"]["code"] == "message_too_large"
+    assert result["sent"] == ["fits"]  # the big one never went out; the next one did
+
+
 def test_token_refresh_before_expiry_keeps_the_connection(page: Page) -> None:
     result = run(
         page,

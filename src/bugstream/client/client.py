@@ -48,6 +48,7 @@ from bugstream.client.subscription import Subscription, Subscriptions
 from bugstream.client.tokens import TokenKeeper, TokenProvider
 from bugstream.client.wire import (
     decode,
+    message_limit,
     parse_time,
     payload_of,
     retrieve,
@@ -117,7 +118,7 @@ class Client:
 
         self._state = ConnectionState(Phase.CONNECTING, max_attempts=self._backoff.max_attempts)
         self._state_callbacks: list[StateCallback] = []
-        self._pending = PendingRequests()
+        self._pending = PendingRequests(lambda: message_limit(self._welcome))
         #: The declared subscription: `await client.subscriptions.subscribe(projects=[3])`.
         self.subscriptions = Subscriptions(self.send, subscription)
         self._request_ids = itertools.count(1)
@@ -481,8 +482,6 @@ class Client:
             self._first_connect.set_exception(error or ClientClosed("the client was closed"))
         self._delivery.stop(error)
         self._set_state(Phase.CLOSED, close_code=self._state.close_code, error=error)
-
-    # ---- tokens ---------------------------------------------------------------------------
 
     # ---- helpers --------------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from bugstream.client.errors import ConnectionLost
+from bugstream.client.errors import ConnectionLost, error_from_payload
 from bugstream.client.wire import encode
+from bugstream.domain.errors import ErrorCode
 from bugstream.domain.protocol import ClientMessage
 
 #: Waits for an open connection: (the socket, its generation).
@@ -31,8 +32,10 @@ class Pending:
 
 
 class PendingRequests:
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: Callable[[], int | None] = lambda: None) -> None:
         self._waiting: dict[str, Pending] = {}
+        #: The server's limit on a message (from the welcome), checked before sending.
+        self._max_bytes = max_bytes
 
     def __contains__(self, request_id: object) -> bool:
         return isinstance(request_id, str) and request_id in self._waiting
@@ -48,6 +51,7 @@ class PendingRequests:
         request_id, command, text = message["request_id"], message["type"], encode(message)
         while True:
             ws, generation = await connected()
+            too_large(text, self._max_bytes(), request_id)
             future = self.add(request_id, command, generation)
             try:
                 try:
@@ -89,3 +93,19 @@ def _fail(request_id: str, pending: Pending, error: BaseException) -> None:
         pending.future.cancel()  # its refresh task is being cancelled too
     else:
         pending.future.set_exception(error)
+
+
+def too_large(text: str, limit: int | None, request_id: str) -> None:
+    """Refuse here what the server would refuse (`message_too_large`): its answer to an
+    oversized message cannot name the request, which then waited for its timeout."""
+    size = len(text.encode())
+    if limit is not None and size > limit:
+        raise error_from_payload(
+            {
+                "code": ErrorCode.MESSAGE_TOO_LARGE.value,
+                "message": f"the message is {size} bytes; the server takes at most {limit}",
+                "request_id": request_id,
+                "size": size,
+                "limit": limit,
+            }
+        )

@@ -65,3 +65,10 @@ def stream_url(url: str, last_event_id: int | None) -> str:
     if last_event_id is not None:
         query.append(("last_event_id", str(last_event_id)))
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def message_limit(welcome: dict[str, Any]) -> int | None:
+    """`limits.max_message_bytes` of a welcome, if it says."""
+    limits = welcome.get("limits")
+    value = limits.get("max_message_bytes") if isinstance(limits, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

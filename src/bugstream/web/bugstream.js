@@ -493,6 +493,16 @@ export class BugstreamClient extends EventTarget {
   _transmit(entry) {
     entry.ws = this._ws;
     this._pending.set(entry.requestId, entry);
+    // The server's answer to an oversized message cannot name its request (it is not
+    // parsed), so the command would wait out its timeout: refuse it here, as it would.
+    const limit = this._welcome?.limits?.max_message_bytes;
+    const size = new TextEncoder().encode(entry.text).length;
+    if (Number.isInteger(limit) && size > limit) {
+      const message = `the message is ${size} bytes; the server takes at most ${limit}`;
+      const payload = { code: "message_too_large", message, size, limit };
+      this._settle(entry.requestId, null, new CommandError(payload, entry.command));
+      return;
+    }
     try {
       this._ws.send(entry.text);
     } catch {
