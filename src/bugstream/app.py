@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from bugstream import operations
 from bugstream.api import errors as api_errors
 from bugstream.api.body_limit import BodyLimitMiddleware
+from bugstream.api.login_throttle import LoginThrottle
 from bugstream.api.router import api_router
 from bugstream.auth.passwords import hash_password, verify_password
 from bugstream.auth.tokens import TokenConfig
@@ -377,6 +378,11 @@ def create_app(
     app.state.settings = settings
     app.state.ctx = ctx
     app.state.token_config = config
+    app.state.login_throttle = LoginThrottle(
+        max_failures_per_user=settings.login_max_failures_per_user,
+        max_failures_per_address=settings.login_max_failures_per_address,
+        window=settings.login_window_seconds,
+    )
     app.state.registry = registry
     app.state.telemetry = telemetry
     app.state.runtime = runtime

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
 
     # REST
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    #: Failed sign-ins (POST /auth/token) allowed per username, and per client address,
+    #: within `login_window_seconds`; past them, 429 with Retry-After.
+    login_max_failures_per_user: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_window_seconds: float = Field(default=60.0, gt=0)
 
     # TLS (wss://): serve it directly, or sit behind a proxy that terminates it.
     tls_certfile: Path | None = None

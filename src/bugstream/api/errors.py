@@ -8,6 +8,7 @@ Codes come from `bugstream.domain.errors.ErrorCode`; docs/errors.md explains eac
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import orjson
@@ -80,7 +81,11 @@ def _counted(request: Request, response: ORJSONResponse, code: ErrorCode) -> ORJ
 def install(app: FastAPI) -> None:
     @app.exception_handler(BugstreamError)
     async def _bugstream_error(request: Request, exc: BugstreamError) -> ORJSONResponse:
-        return _counted(request, error_response(exc.code, exc.message, **exc.details), exc.code)
+        response = error_response(exc.code, exc.message, **exc.details)
+        retry_after = exc.details.get("retry_after")
+        if exc.code is ErrorCode.RATE_LIMITED and isinstance(retry_after, int | float):
+            response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        return _counted(request, response, exc.code)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> ORJSONResponse:

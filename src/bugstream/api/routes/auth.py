@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from bugstream.api.deps import Ctx, CurrentActor, get_token_config
+from bugstream.api.login_throttle import LoginThrottle
 from bugstream.auth.tokens import TokenConfig, issue_token, verify_token
-from bugstream.domain.errors import Forbidden
+from bugstream.domain.errors import AuthError, BugstreamError, ErrorCode, Forbidden
 from bugstream.domain.models import User
 from bugstream.services.users import authenticate, get_user
 
@@ -49,9 +50,26 @@ def _token_for(config: TokenConfig, user: User) -> TokenResponse:
 
 @router.post("/token", summary="Log in: exchange username and password for a JWT")
 async def login(
-    body: Credentials, ctx: Ctx, config: Annotated[TokenConfig, Depends(get_token_config)]
+    body: Credentials,
+    ctx: Ctx,
+    config: Annotated[TokenConfig, Depends(get_token_config)],
+    request: Request,
 ) -> TokenResponse:
-    user = await authenticate(ctx, body.username, body.password)
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = request.client.host if request.client else "unknown"
+    wait = throttle.retry_after(body.username, address)
+    if wait is not None:
+        raise BugstreamError(
+            f"too many failed sign-ins; try again in {wait} s",
+            code=ErrorCode.RATE_LIMITED,
+            details={"retry_after": wait},
+        )
+    try:
+        user = await authenticate(ctx, body.username, body.password)
+    except AuthError:
+        throttle.failed(body.username, address)
+        raise
+    throttle.succeeded(body.username)
     return _token_for(config, user)
 
 
