@@ -24,11 +24,12 @@ from bugstream.api.router import api_router
 from bugstream.auth.passwords import hash_password, verify_password
 from bugstream.auth.tokens import TokenConfig
 from bugstream.bus.base import Bus
-from bugstream.bus.factory import create_bus, create_slots
+from bugstream.bus.factory import create_bus, create_slots, create_tickets
 from bugstream.bus.slots import ConnectionSlots
 from bugstream.domain.enums import Role
 from bugstream.domain.models import User, UserCreate
 from bugstream.domain.origins import LOCAL_ORIGIN_PATTERN
+from bugstream.domain.tickets import TicketLedger
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.gateway import Gateway
 from bugstream.gateway.uvicorn_protocol import GATEWAY_STATE_KEY
@@ -173,6 +174,8 @@ class Runtime:
         self.listener: ChangeListener | None = None
         self.capture_backlog: CaptureBacklogProbe | None = None
         self.scheduler = ReminderScheduler(ctx, interval=settings.reminder_interval_seconds)
+        #: Connection tickets (domain/tickets.py), where the bus is: REST issues, /ws spends.
+        self.tickets: TicketLedger = create_tickets(settings.bus_url)
 
     async def start(self) -> None:
         settings, ctx = self.settings, self.ctx
@@ -220,6 +223,7 @@ class Runtime:
             config=gateway_config(settings),
             position=await self.bus.last_event_id(),
             slots=self.slots,
+            tickets=self.tickets,
             telemetry=self.telemetry,
         )
         await self.gateway.start()
@@ -297,6 +301,7 @@ class Runtime:
             ("capture backlog probe", self.capture_backlog.stop if self.capture_backlog else None),
             ("gateway", self.gateway.stop if self.gateway else None),
             ("connection slots", self.slots.stop if self.slots else None),
+            ("connection tickets", self.tickets.close),
             ("relay", self.relay.stop if self.relay else None),
             ("bus", self.bus.close if self.bus else None),
             ("database pool", self.ctx.db.dispose),

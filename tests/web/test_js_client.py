@@ -537,6 +537,25 @@ def test_an_oversized_command_is_refused_at_once_by_the_welcome_limit(page: Page
     assert result["sent"] == ["fits"]  # the big one never went out; the next one did
 
 
+def test_with_a_ticket_provider_the_token_never_goes_in_the_url(page: Page) -> None:
+    """Issue 13.7: each connection asks for a fresh single-use ticket; `?token=` is gone."""
+    result = run(
+        page,
+        """
+        let n = 0;
+        const w = world({ ticketProvider: async () => `ticket-${++n}`,
+                          backoff: { initial: 100, jitter: false } });
+        w.connect();
+        await flush();
+        w.sockets[0].welcome(w.clock);
+        w.sockets[0].drop();
+        await w.clock.advance(100);
+        return w.sockets.map((s) => s.params);
+        """,
+    )
+    assert result == [{"ticket": "ticket-1"}, {"ticket": "ticket-2", "last_event_id": "0"}]
+
+
 def test_token_refresh_before_expiry_keeps_the_connection(page: Page) -> None:
     result = run(
         page,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bugstream.bus.base import Bus
 from bugstream.bus.slots import ConnectionSlots, MemorySlots
+from bugstream.domain.tickets import TicketLedger
 
 
 def _scheme(url: str) -> str:
@@ -39,4 +40,18 @@ def create_slots(url: str, *, lease_seconds: float, instance_ttl_seconds: float)
         from bugstream.bus.redis_slots import RedisSlots
 
         return RedisSlots.from_url(url, ttl=lease_seconds, instance_ttl=instance_ttl_seconds)
+    raise ValueError(f"unsupported bus URL {url!r}: use memory:// or redis://host:port/db")
+
+
+def create_tickets(url: str) -> TicketLedger:
+    """Where connection tickets wait to be spent: this process, or Redis (any instance)."""
+    scheme = _scheme(url)
+    if scheme == "memory":
+        from bugstream.bus.tickets import MemoryTickets
+
+        return MemoryTickets()
+    if scheme in ("redis", "rediss"):
+        from bugstream.bus.tickets import RedisTickets
+
+        return RedisTickets(url)
     raise ValueError(f"unsupported bus URL {url!r}: use memory:// or redis://host:port/db")

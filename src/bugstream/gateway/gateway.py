@@ -23,8 +23,10 @@ from bugstream.auth.tokens import TokenConfig, verify_token
 from bugstream.background import cancel_and_wait
 from bugstream.bus.base import Bus, GapError
 from bugstream.bus.slots import ConnectionSlots, MemorySlots
+from bugstream.bus.tickets import MemoryTickets
 from bugstream.domain.errors import AuthError, BugstreamError, ErrorCode, Forbidden
 from bugstream.domain.protocol import ClientMessage, CloseCode, Command, ServerMessage
+from bugstream.domain.tickets import TicketLedger
 from bugstream.gateway.abuse import AbuseMonitor
 from bugstream.gateway.access_loader import AccessLoader
 from bugstream.gateway.commands import COMMANDS, validate_payload
@@ -69,6 +71,7 @@ class Gateway:
         config: GatewayConfig,
         position: int,
         slots: ConnectionSlots | None = None,
+        tickets: TicketLedger | None = None,
         telemetry: Telemetry | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -112,6 +115,7 @@ class Gateway:
             tokens=tokens,
             config=config,
             slots=self.slots,
+            tickets=tickets or MemoryTickets(),
             abuse=self.abuse,
             load_access=AccessLoader(
                 lambda user_id: load_access(ctx, user_id),

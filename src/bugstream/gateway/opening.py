@@ -13,6 +13,7 @@ from bugstream.auth.tokens import TokenConfig, verify_token
 from bugstream.bus.slots import ConnectionSlots
 from bugstream.domain.errors import AuthError, BugstreamError, ErrorCode
 from bugstream.domain.protocol import CloseCode, ServerMessage
+from bugstream.domain.tickets import TicketLedger
 from bugstream.gateway.abuse import AbuseMonitor
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.connection import ClientInfo, Connection, FrameSink
@@ -44,6 +45,7 @@ class Opener:
         tokens: TokenConfig,
         config: GatewayConfig,
         slots: ConnectionSlots,
+        tickets: TicketLedger,
         abuse: AbuseMonitor,
         load_access: LoadAccess,
         start_replay: StartReplay,
@@ -55,6 +57,7 @@ class Opener:
         self.tokens = tokens
         self.config = config
         self.slots = slots
+        self.tickets = tickets
         self.abuse = abuse
         self.load_access = load_access
         self._start_replay = start_replay
@@ -95,15 +98,12 @@ class Opener:
 
     async def _open(self, sink: FrameSink, request: UpgradeRequest) -> Connection | None:
         address = request.client_address(self.config)
-        token = request.token()
         try:
-            if token is None:
-                raise AuthError("a token is required (?token= or Authorization: Bearer)")
-            claims = verify_token(self.tokens, token)
+            user_id, expires_at = await self._credentials(request)
             # A user already connected here needs no database round trip: the hub's record of
             # them is current (reconnect storms are mostly such users).
-            known = self.hub.known_user(claims.user_id)
-            snapshot = None if known is not None else await self.load_access(claims.user_id)
+            known = self.hub.known_user(user_id)
+            snapshot = None if known is not None else await self.load_access(user_id)
         except AuthError as exc:
             self.telemetry.auth_failed(exc.code.value)
             security_log.info(
@@ -117,7 +117,7 @@ class Opener:
             user_id, username, role = snapshot.user.id, snapshot.user.username, snapshot.user.role
         else:
             assert known is not None
-            user_id, username, role = claims.user_id, known.username, known.role
+            user_id, username, role = user_id, known.username, known.role
         if self.abuse.blocked_for(f"user:{user_id}"):
             self.refuse(sink, BugstreamError("blocked", code=ErrorCode.BLOCKED), CloseCode.BLOCKED)
             return None
@@ -144,9 +144,7 @@ class Opener:
             )
             self.refuse(sink, error, CloseCode.TOO_MANY_CONNECTIONS)
             return None
-        conn = Connection(
-            info, role, sink, now=self._clock(), token_expires_at=claims.expires_at.timestamp()
-        )
+        conn = Connection(info, role, sink, now=self._clock(), token_expires_at=expires_at)
         try:
             position = await self._register(conn, snapshot)
         except BaseException as exc:
@@ -173,6 +171,21 @@ class Opener:
             },
         )
         return conn
+
+    async def _credentials(self, request: UpgradeRequest) -> tuple[int, float]:
+        """The user and when their access ends: from a connection ticket (spent here), else
+        from the token (`Authorization: Bearer` or `?token=`)."""
+        ticket = request.query.get("ticket")
+        if ticket:
+            claims = await self.tickets.redeem(ticket)
+            if claims is None:
+                raise AuthError("the connection ticket is unknown, expired or already used")
+            return claims.user_id, claims.token_expires_at
+        token = request.token()
+        if token is None:
+            raise AuthError("a token is required (?token=, ?ticket= or Authorization: Bearer)")
+        verified = verify_token(self.tokens, token)
+        return verified.user_id, verified.expires_at.timestamp()
 
     async def _register(self, conn: Connection, snapshot: AccessSnapshot | None) -> int:
         while True:

@@ -102,6 +102,8 @@ function enterBoard() {
   state.client = new BugstreamClient("/ws", {
     token: state.session.token,
     tokenProvider: refreshToken,
+    // The token stays out of URLs (and of the console's failed-connection lines).
+    ticketProvider: async () => (await api("POST", "/auth/ws-ticket")).ticket,
     ...clientOptions(),
   });
   state.client.addEventListener("state", (e) => onState(e.detail));

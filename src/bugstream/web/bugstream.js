@@ -236,6 +236,9 @@ export function subscriptionWants(subscription, message, userId) {
  * called for the first connection when there is no token, before the token expires, and once
  * after close code 4001/4002), `lastEventId` (resume a stream an earlier page left),
  * `subscription` ({projects, bugReports}: declared at the start, see `subscribe`),
+ * `ticketProvider` (a function returning a Promise of a connection ticket, from
+ * POST /api/v1/auth/ws-ticket: then every connection opens with `?ticket=`, and the token
+ * never appears in a URL; `token`/`tokenProvider` still refresh the connection),
  * `backoff` ({initial, factor, maxAttempts, maxDelay, jitter} or a Backoff),
  * `commandTimeout` (10000), `openTimeout` (10000: the welcome must come within it),
  * `pingInterval` (25000; 0 turns pings off), `pongTimeout` (10000), `refreshRatio` (0.8) and
@@ -249,6 +252,7 @@ export class BugstreamClient extends EventTarget {
     const {
       token = null,
       tokenProvider = null,
+      ticketProvider = null,
       lastEventId = null,
       subscription = null,
       backoff = {},
@@ -273,6 +277,7 @@ export class BugstreamClient extends EventTarget {
     this.backoff = backoff instanceof Backoff ? backoff : new Backoff(backoff);
     this._token = token;
     this._provider = tokenProvider;
+    this._ticketProvider = ticketProvider;
     this._lastEventId = lastEventId;
     this._subscription =
       subscription === null
@@ -541,18 +546,21 @@ export class BugstreamClient extends EventTarget {
   // ---- the session ----------------------------------------------------------------------
 
   async _open() {
-    let token;
+    let credential;
     try {
-      token = await this._tokenForConnect();
+      // With a ticketProvider the token never goes in the URL: a single-use ticket does.
+      credential = this._ticketProvider
+        ? { ticket: await this._ticketProvider() }
+        : { token: await this._tokenForConnect() };
     } catch (error) {
-      console.warn("bugstream: the token provider failed:", error);
+      console.warn("bugstream: getting a token or ticket failed:", error);
       if (!this._stopped) this._afterClose({ code: null, reason: String(error), welcomed: false });
       return;
     }
     if (this._stopped || this._ws !== null) return;
     let ws;
     try {
-      ws = new this._WebSocket(this._streamUrl(token));
+      ws = new this._WebSocket(this._streamUrl(credential));
     } catch (error) {
       this._afterClose({ code: null, reason: String(error), welcomed: false });
       return;
@@ -727,10 +735,10 @@ export class BugstreamClient extends EventTarget {
     this._settleConnect(error);
   }
 
-  _streamUrl(token) {
+  _streamUrl(credential) {
     const url = new URL(this.url);
-    url.searchParams.delete("last_event_id");
-    url.searchParams.set("token", token);
+    for (const name of ["last_event_id", "token", "ticket"]) url.searchParams.delete(name);
+    for (const [name, value] of Object.entries(credential)) url.searchParams.set(name, value);
     if (this._lastEventId !== null) {
       url.searchParams.set("last_event_id", String(this._lastEventId));
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from bugstream.api.login_throttle import LoginThrottle
 from bugstream.auth.tokens import TokenConfig, issue_token, verify_token
 from bugstream.domain.errors import AuthError, BugstreamError, ErrorCode, Forbidden
 from bugstream.domain.models import User
+from bugstream.domain.tickets import TicketClaims, TicketLedger
 from bugstream.services.users import authenticate, get_user
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -78,3 +80,26 @@ async def refresh(
     actor: CurrentActor, ctx: Ctx, config: Annotated[TokenConfig, Depends(get_token_config)]
 ) -> TokenResponse:
     return _token_for(config, await get_user(ctx, actor, actor.user_id))
+
+
+class TicketResponse(BaseModel):
+    ticket: str = Field(description="Open /ws?ticket=<this>: once, within expires_in seconds")
+    expires_in: float
+
+
+@router.post(
+    "/ws-ticket",
+    summary="A single-use ticket to open /ws without the access token in the URL",
+)
+async def ws_ticket(
+    actor: CurrentActor,
+    request: Request,
+    config: Annotated[TokenConfig, Depends(get_token_config)],
+) -> TicketResponse:
+    _, _, token = request.headers.get("authorization", "").partition(" ")
+    claims = verify_token(config, token.strip())  # verified already: for its expiry
+    tickets: TicketLedger = request.app.state.runtime.tickets
+    ttl: float = request.app.state.settings.ws_ticket_ttl_seconds
+    ticket = secrets.token_urlsafe(32)
+    await tickets.store(ticket, TicketClaims(actor.user_id, claims.expires_at.timestamp()), ttl)
+    return TicketResponse(ticket=ticket, expires_in=ttl)
