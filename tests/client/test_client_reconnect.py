@@ -361,3 +361,30 @@ async def test_processed_event_id_is_what_the_application_finished_with() -> Non
         # 6 was not finished: a later run resuming from here gets 6 and 7 again.
         assert client.processed_event_id == 5
         assert client.last_event_id == 7
+
+
+# ---- retrying forever (issue 13.4) ---------------------------------------------------------
+
+
+def test_forever_caps_each_wait_and_never_ends() -> None:
+    forever = Backoff.forever()
+    assert forever.max_attempts is None
+    waits = [w for _, w in zip(range(12), forever.delays(always_one), strict=False)]
+    assert waits == [2.0, 4.0, 8.0, 16.0] + [30.0] * 8
+    with pytest.raises(ValueError, match="finite max_delay"):
+        Backoff(max_attempts=None, max_delay=float("inf"))
+
+
+async def test_retrying_forever_outlasts_the_default_five_attempts() -> None:
+    sleep = FakeSleep()
+    states: list[ConnectionState] = []
+    script: list[Step] = [*[Refuse(503) for _ in range(9)], Serve()]
+    async with scripted_server(script) as server:
+        client = Client(
+            server.url, token="t", sleep=sleep, random=always_one, backoff=Backoff.forever()
+        )
+        client.on_state(states.append)
+        await client.connect()  # the 10th attempt is welcomed
+        await client.close()
+    assert sleep.delays == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0, 30.0]
+    assert any(str(s) == "reconnecting, attempt 9 in 30.0 s" for s in states)

@@ -122,6 +122,16 @@ class Site:
             self.log = None
         return process.returncode
 
+    def kill(self) -> None:
+        """kill -9, as a crash would."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
     def output(self) -> str:
         path = self.data_dir / "server.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -556,6 +556,63 @@ def test_with_a_ticket_provider_the_token_never_goes_in_the_url(page: Page) -> N
     assert result == [{"ticket": "ticket-1"}, {"ticket": "ticket-2", "last_event_id": "0"}]
 
 
+def test_retrying_forever_and_waking_on_online_focus_or_visibility(page: Page) -> None:
+    """Issue 13.4: maxAttempts Infinity never gives up (waits capped by maxDelay); `online`,
+    `focus` or `visibilitychange` make a waiting client try at once, and one that gave up
+    after its attempts try again; one refused for good (4003) stays offline."""
+    result = run(
+        page,
+        """
+        const target = new EventTarget();
+        const w = world({ wakeTarget: target,
+                          backoff: { initial: 100, maxDelay: 400, maxAttempts: Infinity,
+                                     jitter: false } });
+        w.connect();
+        await flush();
+        for (let i = 0; i < 8; i += 1) {
+          w.last().drop();
+          await w.clock.advance(400);
+        }
+        const afterEight = { sockets: w.sockets.length, text: bs.describeState(w.state()) };
+        w.last().drop();  // now waiting up to 400 ms for attempt 9
+        await flush();
+        const before = w.sockets.length;
+        target.dispatchEvent(new Event("online"));
+        await flush();
+        const woke = w.sockets.length - before;
+
+        const gaveUp = world({ wakeTarget: target, backoff: { initial: 100, maxAttempts: 1 } });
+        gaveUp.connect();
+        await flush();
+        gaveUp.sockets[0].drop();
+        await gaveUp.clock.advance(100);
+        gaveUp.last().drop();
+        await flush();
+        const offline = gaveUp.state().phase;
+        target.dispatchEvent(new Event("focus"));
+        await flush();
+        const afterFocus = gaveUp.sockets.length;
+
+        const refused = world({ wakeTarget: target });
+        refused.connect();
+        await flush();
+        refused.sockets[0].welcome(refused.clock);
+        refused.sockets[0].drop(4003, "forbidden");
+        await flush();
+        target.dispatchEvent(new Event("visibilitychange"));
+        await flush();
+        return { afterEight, woke, offline, afterFocus,
+                 refused: [refused.state().phase, refused.sockets.length] };
+        """,
+    )
+    assert result["afterEight"]["sockets"] == 9
+    assert result["afterEight"]["text"] == "reconnecting, attempt 8"
+    assert result["woke"] == 1  # at once, without the clock moving
+    assert result["offline"] == "offline"
+    assert result["afterFocus"] == 3
+    assert result["refused"] == ["offline", 1]
+
+
 def test_token_refresh_before_expiry_keeps_the_connection(page: Page) -> None:
     result = run(
         page,

@@ -18,12 +18,13 @@ class Backoff:
     """How often and how patiently the client reconnects.
 
     `max_attempts` is the number of reconnect attempts after a failure; a connection that
-    reaches the server's welcome resets the count. `jitter=False` waits exactly `bound(n)`.
+    reaches the server's welcome resets the count; `None` retries forever (`Backoff.forever`),
+    each wait at most `max_delay`. `jitter=False` waits exactly `bound(n)`.
     """
 
     initial: float = 2.0
     factor: float = 2.0
-    max_attempts: int = 5
+    max_attempts: int | None = 5
     max_delay: float = 60.0
     jitter: bool = True
 
@@ -32,10 +33,17 @@ class Backoff:
             raise ValueError("initial must be a non-negative number of seconds")
         if not (math.isfinite(self.factor) and self.factor >= 1):
             raise ValueError("factor must be at least 1")
-        if self.max_attempts < 0:
-            raise ValueError("max_attempts must not be negative")
+        if self.max_attempts is not None and self.max_attempts < 0:
+            raise ValueError("max_attempts must not be negative (None: retry forever)")
         if not self.max_delay >= 0:
             raise ValueError("max_delay must not be negative")
+        if self.max_attempts is None and not math.isfinite(self.max_delay):
+            raise ValueError("retrying forever needs a finite max_delay")
+
+    @classmethod
+    def forever(cls, initial: float = 2.0, max_delay: float = 30.0) -> Backoff:
+        """Never give up: 2, 4, 8, 16 s, then every `max_delay` (30) s, with jitter."""
+        return cls(initial=initial, max_attempts=None, max_delay=max_delay)
 
     def bound(self, attempt: int) -> float:
         """The longest wait before attempt `attempt` (1-based)."""
@@ -60,6 +68,9 @@ class Backoff:
         return bound * min(1.0, max(0.0, random()))
 
     def delays(self, random: Callable[[], float]) -> Iterator[float]:
-        """The waits of one full series of attempts, first to last."""
-        for attempt in range(1, self.max_attempts + 1):
+        """The waits of one full series of attempts, first to last (endless with
+        `max_attempts=None`)."""
+        attempt = 1
+        while self.max_attempts is None or attempt <= self.max_attempts:
             yield self.delay(attempt, random)
+            attempt += 1

@@ -346,9 +346,10 @@ class Client:
                         http_status=outcome.http_status,
                     )
                 failures += 1
-                if failures > self._backoff.max_attempts:
+                limit = self._backoff.max_attempts
+                if limit is not None and failures > limit:
                     raise ReconnectFailed(
-                        self._backoff.max_attempts,
+                        limit,
                         close_code=code,
                         reason=outcome.reason,
                         error=outcome.exception,

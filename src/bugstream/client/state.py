@@ -18,7 +18,8 @@ class ConnectionState:
     phase: Phase
     #: The reconnect attempt under way or next (1-based), 0 when not reconnecting.
     attempt: int = 0
-    max_attempts: int = 0
+    #: None: the client retries forever (`Backoff.forever()`).
+    max_attempts: int | None = 0
     #: Seconds until the next attempt starts while waiting, else None.
     next_delay: float | None = None
     connection_id: str | None = None
@@ -31,7 +32,9 @@ class ConnectionState:
         if self.phase is Phase.CONNECTED:
             return f"connected ({self.connection_id})"
         if self.phase is Phase.RECONNECTING:
-            text = f"reconnecting, attempt {self.attempt} of {self.max_attempts}"
+            text = f"reconnecting, attempt {self.attempt}"
+            if self.max_attempts is not None:
+                text += f" of {self.max_attempts}"
             if self.next_delay is not None:
                 text += f" in {self.next_delay:.1f} s"
             return text

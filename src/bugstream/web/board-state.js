@@ -20,6 +20,7 @@ export const state = {
   session: null, // {token, expiresAt, user}
   client: null,
   loadedOnce: false,
+  restLoaded: false, // loaded over REST before any welcome (the stream was refused)
   projects: new Map(), // id -> project
   projectId: null,
   bugs: new Map(), // id -> bug (of the current project)

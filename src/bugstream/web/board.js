@@ -83,9 +83,12 @@ function clientOptions() {
     const value = Number(params.get(name));
     return params.has(name) && Number.isFinite(value) && value >= 0 ? value : undefined;
   };
-  const backoff = {};
+  // A board left open never gives up: it retries every 30 s at most, and at once when the
+  // network comes back or the tab is shown again (?maxAttempts=n restores a limit).
+  const backoff = { maxAttempts: Infinity, maxDelay: 30000 };
   if (number("reconnectDelay") !== undefined) backoff.initial = number("reconnectDelay");
   if (number("maxAttempts") !== undefined) backoff.maxAttempts = Math.floor(number("maxAttempts"));
+  if (number("maxDelay") !== undefined) backoff.maxDelay = number("maxDelay");
   if (params.get("jitter") === "0") backoff.jitter = false;
   const options = { backoff };
   if (number("pingInterval") !== undefined) options.pingInterval = number("pingInterval");
@@ -99,6 +102,7 @@ function enterBoard() {
   ui.notificationsToggle.hidden = false;
   renderWhoami();
   state.loadedOnce = false;
+  state.restLoaded = false;
   state.client = new BugstreamClient("/ws", {
     token: state.session.token,
     tokenProvider: refreshToken,
@@ -125,6 +129,13 @@ function enterBoard() {
 }
 
 function onState(connection) {
+  const failing = connection.phase === Phase.RECONNECTING || connection.phase === Phase.OFFLINE;
+  if (failing && !state.loadedOnce && !state.restLoaded) {
+    // No stream yet (refused, or a proxy that blocks WebSockets): show the board from REST
+    // anyway; the first welcome loads it again, so nothing falls between.
+    state.restLoaded = true;
+    reloadAll();
+  }
   clearInterval(state.countdown);
   state.countdown = null;
   ui.retry.hidden = !(connection.phase === Phase.OFFLINE || connection.retryAt !== null);
@@ -282,9 +293,6 @@ ui.titleForm.addEventListener("submit", saveTitle);
 ui.commentForm.addEventListener("submit", addComment);
 ui.notificationsToggle.addEventListener("click", toggleNotifications);
 ui.markAllRead.addEventListener("click", markAllRead);
-window.addEventListener("online", () => {
-  if (state.client?.state.phase === Phase.OFFLINE) state.client.reconnect().catch(() => {});
-});
 document.addEventListener("keydown", (e) => {
   if (e.key === "Escape" && !ui.notificationsPanel.hidden) toggleNotifications();
 });

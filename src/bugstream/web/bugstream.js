@@ -94,8 +94,11 @@ export class Backoff {
   } = {}) {
     if (!(Number.isFinite(initial) && initial >= 0)) throw new RangeError("initial must be >= 0");
     if (!(Number.isFinite(factor) && factor >= 1)) throw new RangeError("factor must be >= 1");
-    if (!(Number.isInteger(maxAttempts) && maxAttempts >= 0)) {
-      throw new RangeError("maxAttempts must be a non-negative integer");
+    if (!((Number.isInteger(maxAttempts) && maxAttempts >= 0) || maxAttempts === Infinity)) {
+      throw new RangeError("maxAttempts must be a non-negative integer, or Infinity");
+    }
+    if (maxAttempts === Infinity && !Number.isFinite(maxDelay)) {
+      throw new RangeError("retrying forever needs a finite maxDelay");
     }
     if (!(maxDelay >= 0)) throw new RangeError("maxDelay must be >= 0");
     Object.assign(this, { initial, factor, maxAttempts, maxDelay, jitter: Boolean(jitter) });
@@ -183,7 +186,9 @@ export function describeState(state) {
     case Phase.CONNECTING:
       return "connecting";
     case Phase.RECONNECTING:
-      return `reconnecting, attempt ${state.attempt} of ${state.maxAttempts}`;
+      return Number.isFinite(state.maxAttempts)
+        ? `reconnecting, attempt ${state.attempt} of ${state.maxAttempts}`
+        : `reconnecting, attempt ${state.attempt}`;
     case Phase.OFFLINE:
       return "offline";
     case Phase.CLOSED:
@@ -194,6 +199,8 @@ export function describeState(state) {
 }
 
 const STALE_TOKEN_MS = 1000;
+/** What wakes a waiting client (see `wakeTarget`): the window gets all three. */
+const WAKE_EVENTS = ["online", "visibilitychange", "focus"];
 
 /**
  * Who may see each event type (bugstream.domain.catalog; tests/web/test_js_protocol_sync.py
@@ -236,6 +243,9 @@ export function subscriptionWants(subscription, message, userId) {
  * called for the first connection when there is no token, before the token expires, and once
  * after close code 4001/4002), `lastEventId` (resume a stream an earlier page left),
  * `subscription` ({projects, bugReports}: declared at the start, see `subscribe`),
+ * `wakeTarget` (globalThis: in a page, the window; `online`, `visibilitychange` and `focus`
+ * there make a waiting client retry at once), `backoff.maxAttempts: Infinity` to never give
+ * up (each wait at most `maxDelay`),
  * `ticketProvider` (a function returning a Promise of a connection ticket, from
  * POST /api/v1/auth/ws-ticket: then every connection opens with `?ticket=`, and the token
  * never appears in a URL; `token`/`tokenProvider` still refresh the connection),
@@ -253,6 +263,7 @@ export class BugstreamClient extends EventTarget {
       token = null,
       tokenProvider = null,
       ticketProvider = null,
+      wakeTarget = globalThis,
       lastEventId = null,
       subscription = null,
       backoff = {},
@@ -277,6 +288,13 @@ export class BugstreamClient extends EventTarget {
     this.backoff = backoff instanceof Backoff ? backoff : new Backoff(backoff);
     this._token = token;
     this._provider = tokenProvider;
+    // The network came back, or the page was shown or focused: a client waiting to retry
+    // (or one that gave up after its attempts) tries again at once instead of sleeping on.
+    this._wakeTarget = wakeTarget;
+    this._onWake = () => this._wake();
+    if (typeof wakeTarget?.addEventListener === "function") {
+      for (const type of WAKE_EVENTS) wakeTarget.addEventListener(type, this._onWake);
+    }
     this._ticketProvider = ticketProvider;
     this._lastEventId = lastEventId;
     this._subscription =
@@ -393,10 +411,20 @@ export class BugstreamClient extends EventTarget {
     return promise;
   }
 
+  _wake() {
+    if (this._stopped || !this._started) return;
+    if (globalThis.document?.visibilityState === "hidden") return;
+    const waiting = this._state.phase === Phase.RECONNECTING && this._ws === null;
+    const gaveUp =
+      this._state.phase === Phase.OFFLINE && this._offlineError instanceof ReconnectFailed;
+    if (waiting || gaveUp) this.reconnect().catch(() => {});
+  }
+
   /** Close the connection (code 1000) for good; waiting commands reject with ClientClosed. */
   close() {
     if (this._stopped) return;
     this._stopped = true;
+    for (const type of WAKE_EVENTS) this._wakeTarget?.removeEventListener?.(type, this._onWake);
     for (const name of Object.keys(this._timers)) this._cancel(name);
     const ws = this._ws;
     this._ws = null;
