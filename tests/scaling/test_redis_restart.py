@@ -129,8 +129,10 @@ async def test_a_resume_whose_replay_fails_is_closed_not_continued_with_a_gap(
         failures = 1
 
         async def replay_failing_once(after_id: int, limit: int = 1000) -> Any:
+            # Only the resume's first read fails: any other reader of the log (there should
+            # be none, but a failure consumed elsewhere made this test pass a gap) goes on.
             nonlocal failures
-            if failures:
+            if failures and after_id == start:
                 failures -= 1
                 raise RedisConnectionError("Redis went away")
             return await replay(after_id, limit)
