@@ -64,4 +64,23 @@ export function userName(id) {
   return `user #${id}`;
 }
 
+/** The client's options from the page's URL (for demos and tests: docs/integration.md). */
+export function clientOptions() {
+  const params = new URLSearchParams(location.search);
+  const number = (name) => {
+    const value = Number(params.get(name));
+    return params.has(name) && Number.isFinite(value) && value >= 0 ? value : undefined;
+  };
+  // A board left open never gives up: it retries every 30 s at most, and at once when the
+  // network comes back or the tab is shown again (?maxAttempts=n restores a limit).
+  const backoff = { maxAttempts: Infinity, maxDelay: 30000 };
+  if (number("reconnectDelay") !== undefined) backoff.initial = number("reconnectDelay");
+  if (number("maxAttempts") !== undefined) backoff.maxAttempts = Math.floor(number("maxAttempts"));
+  if (number("maxDelay") !== undefined) backoff.maxDelay = number("maxDelay");
+  if (params.get("jitter") === "0") backoff.jitter = false;
+  const options = { backoff };
+  if (number("pingInterval") !== undefined) options.pingInterval = number("pingInterval");
+  return options;
+}
+
 state.session = loadSession();

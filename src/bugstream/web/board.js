@@ -25,7 +25,7 @@ import {
   selectProject,
 } from "./board-load.js";
 import { render, renderDetail, renderNotifications, renderWhoami } from "./board-render.js";
-import { actions, saveSession, SESSION_KEY, state } from "./board-state.js";
+import { actions, clientOptions, saveSession, SESSION_KEY, state } from "./board-state.js";
 
 /** The client's token provider: a fresh token for the current one (POST /auth/refresh). */
 async function refreshToken() {
@@ -75,24 +75,6 @@ function showLogin(message = "") {
   ui.loginError.textContent = message;
   ui.loginForm.elements.username.focus();
   setIndicator("idle", "not connected", "");
-}
-
-function clientOptions() {
-  const params = new URLSearchParams(location.search);
-  const number = (name) => {
-    const value = Number(params.get(name));
-    return params.has(name) && Number.isFinite(value) && value >= 0 ? value : undefined;
-  };
-  // A board left open never gives up: it retries every 30 s at most, and at once when the
-  // network comes back or the tab is shown again (?maxAttempts=n restores a limit).
-  const backoff = { maxAttempts: Infinity, maxDelay: 30000 };
-  if (number("reconnectDelay") !== undefined) backoff.initial = number("reconnectDelay");
-  if (number("maxAttempts") !== undefined) backoff.maxAttempts = Math.floor(number("maxAttempts"));
-  if (number("maxDelay") !== undefined) backoff.maxDelay = number("maxDelay");
-  if (params.get("jitter") === "0") backoff.jitter = false;
-  const options = { backoff };
-  if (number("pingInterval") !== undefined) options.pingInterval = number("pingInterval");
-  return options;
 }
 
 function enterBoard() {
