@@ -156,6 +156,7 @@ async def test_a_resumed_transport_gets_all_of_a_backlog_larger_than_the_window(
     await passes()
     assert log.writes == []
     hub.writable_again(conn)  # resume_writing; the socket takes the window at once
+    await passes(1)
     assert len(log.writes) == 1
     await passes(10)
     assert log.frames() == 60

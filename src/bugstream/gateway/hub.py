@@ -466,19 +466,12 @@ class Hub:
             waiter.set_result(None)
 
     def writable_again(self, conn: Connection) -> None:
-        """The transport drained below its low-water mark: write what waits, and wake a
-        replay waiting for room."""
+        """The transport drained below its low-water mark: the next flush pass writes what
+        waits (a window at a time, as for every connection) and wakes a replay waiting for
+        room. Flushing here directly wrote one window and forgot the rest when the socket
+        took it without pausing again: the end of a long replay stayed queued for good."""
         conn.paused = False
-        written = conn.flush()
-        if written:
-            self.socket_writes += 1
-            self.frames_written += written
-        if conn.pending and not conn.paused:
-            # More than one window waited, and the socket took this one without pausing
-            # again: no resume_writing will come, so the next passes send the rest. Without
-            # this, the end of a long replay stayed queued for good.
-            self._mark_dirty(conn)
-        self._notify_drained(conn)
+        self._mark_dirty(conn)
 
     def flush_now(self, conn: Connection) -> None:
         """Write what is pending for `conn` at once (before closing it)."""
