@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bugstream.client.events import ENTITY_FOR_TYPE
+from bugstream.client.events import ENTITY_FOR_TYPE, parse_event
 from bugstream.domain.catalog import (
     CATALOG,
     CONFLATABLE,
@@ -53,8 +53,24 @@ def test_a_bug_report_field_that_is_not_required_fails_the_check() -> None:
         check(broken)
 
 
-def test_the_sdk_parses_each_type_into_the_catalogs_entity() -> None:
-    assert {t: m.payload for t, m in CATALOG.items()} == ENTITY_FOR_TYPE
+def test_the_sdk_parses_events_into_the_catalogs_entity() -> None:
+    """Through the SDK's parser, not its table (which is built from the catalog)."""
+    at = "2026-01-05T09:00:00Z"
+    payloads = {
+        EventType.BUG_REPORT: {
+            "id": 1, "title": "t", "description": "", "status": "open", "priority": "low",
+            "assignee_id": None, "reporter_id": 2, "project_id": 3, "created_at": at,
+            "updated_at": at,
+        },
+        EventType.MEMBERSHIP: {"project_id": 3, "user_id": 2, "created_at": at},
+    }  # fmt: skip
+    for event_type, payload in payloads.items():
+        name = next(iter(CATALOG[event_type].events))
+        message = {"type": event_type.value, "event": name.value, "payload": payload}
+        event = parse_event({**message, "event_id": 9})
+        assert event is not None
+        assert type(event.payload) is CATALOG[event_type].payload
+        assert type(event.payload) is ENTITY_FOR_TYPE[event_type]
 
 
 def test_the_documented_conflatable_events_are_the_catalogs() -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import skip_or_fail
+from tests.support.waiting import wait_until_blocking
 from tests.web.server import Site
 
 ROOT = Path(__file__).parents[2]
@@ -105,14 +106,6 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
 
 
-def _wait(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def test_a_10_second_link_cut_loses_nothing_and_the_sdk_comes_back(tmp_path: Path) -> None:
     with two_hosts() as hosts:
         site = Site(tmp_path / "site", port=PORT)
@@ -160,7 +153,9 @@ def test_a_10_second_link_cut_loses_nothing_and_the_sdk_comes_back(tmp_path: Pat
                 "--out",
                 str(events),
             )
-            _wait(lambda: any("start" in line for line in _lines(events)), 30, "the welcome")
+            wait_until_blocking(
+                lambda: any("start" in line for line in _lines(events)), 30, "the welcome"
+            )
             start = next(line["start"] for line in _lines(events) if "start" in line)
 
             writer = _peer(
@@ -188,7 +183,9 @@ def test_a_10_second_link_cut_loses_nothing_and_the_sdk_comes_back(tmp_path: Pat
 
             expected = site.outbox_ids(project, after=start)
             assert len(expected) >= 150
-            _wait(lambda: expected[-1] in _ids(events), 30, "every event after the cut")
+            wait_until_blocking(
+                lambda: expected[-1] in _ids(events), 30, "every event after the cut"
+            )
             time.sleep(0.3)  # nothing more may come
             got = _ids(events)
             assert sorted(set(expected) - set(got)) == [], "lost"

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.support.faultproxy import FaultProxy, ProxyThread, proxy_thread
+from tests.support.waiting import wait_until_blocking
 from tests.web.browser import chromium
 from tests.web.server import Site, ok
 
@@ -68,14 +69,6 @@ def _token(site: Site, username: str) -> str:
     )
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])
-
-
-def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_the_js_client_loses_repeats_and_reorders_nothing_through_network_faults(
@@ -136,7 +129,7 @@ def test_the_js_client_loses_repeats_and_reorders_nothing_through_network_faults
 
             expected = site.outbox_ids(mine["id"], after=start)
             assert len(expected) == written
-            _wait(
+            wait_until_blocking(
                 lambda: len(page.evaluate("window.received")) >= len(expected),
                 30,
                 "every event on the page",
@@ -177,18 +170,18 @@ def _faults(proxy: ProxyThread, page: Page, write: Callable[[int], None]) -> dic
     write(30)
     proxy.call(set_link(0.0, None))
     for n in range(2):
-        _wait(connected, 10, "connected before a reset")
+        wait_until_blocking(connected, 10, "connected before a reset")
         proxy.call(FaultProxy.reset_all)
         ended[f"reset {n}"] = time.time()
         write(5)
-    _wait(connected, 10, "connected before the stall")
+    wait_until_blocking(connected, 10, "connected before the stall")
     proxy.call(FaultProxy.stall)
     write(10)
     time.sleep(3.0)  # past pingInterval + pongTimeout: the page gives the link up
     assert not connected(), "a stalled link must be given up"
     proxy.call(FaultProxy.resume)
     ended["stall"] = time.time()
-    _wait(connected, 10, "connected after the stall")
+    wait_until_blocking(connected, 10, "connected after the stall")
     proxy.call(FaultProxy.cut)
     write(10)
     time.sleep(2.0)
