@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]  # a quiet machine is part of the result
+    print(f"load average at start {load_at_start:.2f}")
     os.sched_setaffinity(0, {0})
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -97,7 +99,8 @@ def main() -> None:
         )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"benchmark": "send_floor", "clients": args.clients, "rows": rows}, f)
+            result = {"benchmark": "send_floor", "clients": args.clients, "rows": rows}
+            json.dump({**result, "loadavg_at_start": load_at_start}, f)
 
 
 if __name__ == "__main__":
