@@ -162,3 +162,35 @@ async def test_development_logs_are_readable_lines(factory: Factory, restore_log
     assert not line.startswith("{")
     assert f"user_id={alice.id}" in line
     assert "reason=client_closed" in line
+
+
+def _fail_with_a_large_local() -> None:
+    request_body = "x" * 200_000  # noqa: F841 (a frame's local, as a request's body would be)
+    raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+
+def test_an_error_in_json_logs_carries_its_traceback(json_lines: Lines) -> None:
+    try:
+        _fail_with_a_large_local()
+    except OverflowError:
+        logging.getLogger("bugstream.test").exception("unhandled error")
+    [line] = find(json_lines(), "unhandled error")
+    assert "Traceback (most recent call last)" in line["exception"]
+    assert "_fail_with_a_large_local" in line["exception"]
+    assert "OverflowError: Python int too large" in line["exception"]
+
+
+def test_an_error_in_console_logs_is_a_plain_traceback_without_locals(
+    restore_logging: None,
+) -> None:
+    """With `rich` installed (a dev dependency), structlog printed every frame's locals: one
+    error in a request took 15 s of the event loop and 120,000 lines."""
+    buffer = capture("console")
+    try:
+        _fail_with_a_large_local()
+    except OverflowError:
+        logging.getLogger("bugstream.test").exception("unhandled error")
+    text = buffer.getvalue()
+    assert "_fail_with_a_large_local" in text and "OverflowError" in text
+    assert "x" * 1000 not in text
+    assert len(text.splitlines()) < 20
