@@ -47,6 +47,7 @@ from bugstream.store.change_listener import ChangeListener
 from bugstream.store.database import Database
 from bugstream.store.outbox import latest_event_id
 from bugstream.store.relay import OutboxRelay, rebasing_position
+from bugstream.web.api_docs import api_docs_router
 from bugstream.web.routes import web_router
 
 log = logging.getLogger("bugstream")
@@ -379,6 +380,9 @@ def create_app(
         version="0.1.0",
         summary="A bug tracker's REST API and a real-time event stream (/ws).",
         lifespan=lifespan,
+        # /docs is bugstream's own (web/api_docs.py): FastAPI's loads Swagger UI from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.ctx = ctx
@@ -397,5 +401,6 @@ def create_app(
     add_cors(app, settings)
     app.include_router(api_router())
     app.include_router(web_router())
+    app.include_router(api_docs_router(app.openapi_url or "/openapi.json"))
     app.include_router(operations.router)
     return app

@@ -188,13 +188,13 @@ async def test_missing_fields_are_named(
 # --- invalid values ------------------------------------------------------------------------
 
 
+def case(id_: str, endpoint: str, changes: dict[str, Any], *errors: tuple[str, str]) -> Any:
+    return pytest.param(endpoint, with_(endpoint, **changes), list(errors), id=id_)
+
+
 def _invalid() -> Iterator[Any]:
     """(endpoint, body, [(field, rule), ...]) for `validation_failed`."""
     long = "x" * 10_001
-
-    def case(id_: str, endpoint: str, changes: dict[str, Any], *errors: tuple[str, str]) -> Any:
-        return pytest.param(endpoint, with_(endpoint, **changes), list(errors), id=id_)
-
     # Wrong JSON types.
     yield case("type-auth-username", "auth.token", {"username": 123}, ("username", "string_type"))
     yield case("type-auth-password", "auth.token", {"password": ["x"]}, ("password", "string_type"))
@@ -314,7 +314,22 @@ def _invalid() -> Iterator[Any]:
         yield case(f"email-{i}", "users.create", {"email": email}, ("email", "value_error"))
     yield case("email-update", "users.update", {"email": "nope"}, ("email", "value_error"))
 
-    # Values that are well-formed but name the wrong thing (checked by the services).
+
+@pytest.mark.parametrize(("endpoint", "body", "errors"), list(_invalid()))
+async def test_invalid_values_are_refused_with_the_failing_fields(
+    world: World, endpoint: str, body: dict[str, Any], errors: list[tuple[str, str]]
+) -> None:
+    payload = await refused(world, endpoint, 422, "validation_failed", json=body)
+
+    assert [(f["field"], f["rule"]) for f in payload["fields"]] == errors
+    for field in payload["fields"]:
+        assert isinstance(field["message"], str) and field["message"]
+        assert field["field"] in payload["message"]
+
+
+def _conflicting() -> Iterator[Any]:
+    """Values that are well-formed but name the wrong thing: the current state refuses them
+    (checked by the services), so the same request could succeed later: 409, not 422."""
     yield case("member-unknown", "members.add", {"user_id": 999}, ("user_id", "exists"))
     yield case("assignee-unknown", "bugs.create", {"assignee_id": 999}, ("assignee_id", "exists"))
     yield case(
@@ -337,16 +352,14 @@ def _invalid() -> Iterator[Any]:
     )
 
 
-@pytest.mark.parametrize(("endpoint", "body", "errors"), list(_invalid()))
-async def test_invalid_values_are_refused_with_the_failing_fields(
+@pytest.mark.parametrize(("endpoint", "body", "errors"), list(_conflicting()))
+async def test_values_the_current_state_refuses_are_conflicts_naming_the_field(
     world: World, endpoint: str, body: dict[str, Any], errors: list[tuple[str, str]]
 ) -> None:
-    payload = await refused(world, endpoint, 422, "validation_failed", json=body)
+    payload = await refused(world, endpoint, 409, "conflict", json=body)
 
     assert [(f["field"], f["rule"]) for f in payload["fields"]] == errors
-    for field in payload["fields"]:
-        assert isinstance(field["message"], str) and field["message"]
-        assert field["field"] in payload["message"]
+    assert errors[0][0] in payload["message"]
 
 
 async def test_a_long_value_is_not_echoed_back(world: World) -> None:
@@ -372,21 +385,30 @@ NOT_AN_OBJECT = {
 
 @pytest.mark.parametrize("endpoint", list(ENDPOINTS))
 async def test_a_body_that_is_not_a_json_object_is_refused(world: World, endpoint: str) -> None:
-    """Not JSON, or JSON but not an object, or not declared as JSON: `invalid_message_format`;
-    no body at all: the body is a missing field. (One test per endpoint, for speed.)"""
+    """Not JSON, or JSON but not an object: `invalid_message_format`; not declared as JSON:
+    `unsupported_media_type`; no body at all: the body is a missing field. (One test per
+    endpoint, for speed.)"""
     as_json = {**world.headers, "Content-Type": "application/json"}
     requests: dict[str, dict[str, Any]] = {
         name: {"content": content, "headers": as_json} for name, content in NOT_AN_OBJECT.items()
-    }
-    requests["text-plain"] = {
-        "content": orjson.dumps(world.body(VALID[endpoint])),
-        "headers": {**world.headers, "Content-Type": "text/plain"},
     }
     for name, request in requests.items():
         try:
             await refused(world, endpoint, 400, "invalid_message_format", **request)
         except AssertionError as exc:
             raise AssertionError(f"{name}: {exc}") from exc
+
+    # A valid body not declared as JSON: 415, and the message names what was declared.
+    for declared in ("text/plain", "application/x-www-form-urlencoded"):
+        payload = await refused(
+            world,
+            endpoint,
+            415,
+            "unsupported_media_type",
+            content=orjson.dumps(world.body(VALID[endpoint])),
+            headers={**world.headers, "Content-Type": declared},
+        )
+        assert declared in payload["message"] and "application/json" in payload["message"]
 
     payload = await refused(world, endpoint, 422, "missing_required_fields")
     assert payload["fields"] == ["body"]
@@ -432,11 +454,18 @@ async def test_control_characters_are_stripped_from_comments_and_projects(world:
     assert (stored["name"], stored["description"]) == ("Apollo", "line 1\nline 2")
 
 
-async def test_length_limits_apply_after_stripping(world: World) -> None:
-    title = "t" * 200 + "\x00" * 10
+async def test_length_limits_apply_to_the_text_as_sent_and_as_stored(world: World) -> None:
+    """/openapi.json's maxLength counts what is sent; the database holds what is left after
+    sanitizing. Both must fit."""
+    title = "t" * 195 + "\x00" * 5
     created = await world.send("bugs.create", json=with_("bugs.create", title=title))
     assert created.status_code == 201, created.text
-    assert created.json()["title"] == "t" * 200
+    assert created.json()["title"] == "t" * 195
+
+    payload = await refused(
+        world, "bugs.create", 422, "validation_failed", json=with_("bugs.create", title=title + "!")
+    )
+    assert [(f["field"], f["rule"]) for f in payload["fields"]] == [("title", "too_long")]
 
 
 # --- bodies over the size limit ------------------------------------------------------------

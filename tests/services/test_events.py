@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bugstream.domain.enums import BugStatus, NotificationType, Priority, Role, UserStatus
-from bugstream.domain.errors import BugstreamError, Conflict, Forbidden, NotFound, ValidationFailed
+from bugstream.domain.errors import BugstreamError, Conflict, Forbidden, NotFound
 from bugstream.domain.events import EVENT_NAMES, SPEC_EVENTS, EventName, EventType
 from bugstream.domain.models import (
     BugAssign,
@@ -816,7 +816,7 @@ FAILURES: dict[str, tuple[Attempt, type[BugstreamError]]] = {
         lambda c, t: bugs.assign_bug(
             c, actor(t.manager), t.bug.id, BugAssign(assignee_id=t.outsider.id)
         ),
-        ValidationFailed,
+        Conflict,
     ),
     "creating a bug for a non-member": (
         lambda c, t: bugs.create_bug(
@@ -824,15 +824,15 @@ FAILURES: dict[str, tuple[Attempt, type[BugstreamError]]] = {
             actor(t.dev),
             BugCreate(project_id=t.project.id, title="x", assignee_id=t.outsider.id),
         ),
-        ValidationFailed,
+        Conflict,
     ),
     "assigning an unknown user": (
         lambda c, t: bugs.assign_bug(c, t.admin, t.bug.id, BugAssign(assignee_id=999_999)),
-        ValidationFailed,
+        Conflict,
     ),
     "adding an unknown user": (
         lambda c, t: projects.add_member(c, t.admin, t.project.id, MembershipAdd(user_id=999_999)),
-        ValidationFailed,
+        Conflict,
     ),
 }
 
@@ -863,7 +863,7 @@ async def test_assigning_a_suspended_member_fails_and_writes_nothing(
         ctx, team.admin, team.dev2.id, UserStatusChange(status=UserStatus.SUSPENDED)
     )
     async with writes_nothing(ctx):
-        with pytest.raises(ValidationFailed):
+        with pytest.raises(Conflict):
             await bugs.assign_bug(
                 ctx, actor(team.manager), team.bug.id, BugAssign(assignee_id=team.dev2.id)
             )

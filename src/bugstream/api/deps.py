@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bugstream.auth.tokens import TokenConfig, verify_token
 from bugstream.domain.errors import AuthError, ErrorCode
-from bugstream.domain.models import PageRequest
+from bugstream.domain.models import MAX_ID, PageRequest
 from bugstream.services.context import Actor, ServiceContext
 from bugstream.services.users import active_actor
 
@@ -56,8 +56,7 @@ Ctx = Annotated[ServiceContext, Depends(get_ctx)]
 CurrentActor = Annotated[Actor, Depends(get_actor)]
 Paging = Annotated[PageRequest, Depends(get_page)]
 
-#: Entity ids in paths and filters: positive, and within the databases' 64-bit keys (a larger
-#: number is `validation_failed`, not a database error).
-MAX_ID = 2**63 - 1
+#: Entity ids in paths and filters: positive, at most `MAX_ID` (a larger number is
+#: `validation_failed`, not a database error).
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]

@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     INVALID_MESSAGE_FORMAT = "invalid_message_format"
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     MESSAGE_TOO_LARGE = "message_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     # Limits
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"
@@ -58,6 +59,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_MESSAGE_FORMAT: 400,
     ErrorCode.UNKNOWN_EVENT_TYPE: 400,
     ErrorCode.MESSAGE_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.TOO_MANY_CONNECTIONS: 429,
     ErrorCode.BLOCKED: 429,
@@ -112,6 +114,13 @@ class Forbidden(BugstreamError):
 
 class Conflict(BugstreamError):
     code = ErrorCode.CONFLICT
+
+
+def field_conflict(field: str, rule: str, message: str) -> Conflict:
+    """A well-formed field that the current state refuses (a name taken, a user who does not
+    exist or may not be assigned): `409 conflict` naming it, where `validation_failed` (422)
+    is for input that breaks a rule of its own, whatever the state (docs/errors.md)."""
+    return Conflict(f"{field}: {message}", details={"fields": [FieldError(field, rule, message)]})
 
 
 class AuthError(BugstreamError):

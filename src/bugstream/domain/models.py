@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, Strict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, Strict
 
 from bugstream.domain.enums import BugStatus, NotificationType, Priority, Role, UserStatus
 from bugstream.domain.text import (
     EMAIL_MAX,
+    EMAIL_NOT_RESERVED,
     CommentContent,
     Description,
     Password,
@@ -24,12 +25,30 @@ from bugstream.domain.text import (
     Username,
 )
 
-Email = EmailStr
+# Email: pydantic's check (email-validator) and the schema's format, with the one rule the format
+# does not state as a pattern (domain.text.EMAIL_NOT_RESERVED).
+Email = Annotated[EmailStr, Field(json_schema_extra={"pattern": EMAIL_NOT_RESERVED})]
 T = TypeVar("T")
-# Strict: an id is a JSON integer. Lax mode would take `true` as 1, "2" as 2 and 2.0 as 2.
-# At most 2**63 - 1: ids are BIGINT in the store, and a larger one must be a validation
-# error, not a database overflow (internal_error).
-EntityId = Annotated[int, Strict(), Field(le=2**63 - 1)]
+
+
+def _integral(value: object) -> object:
+    """JSON has one number type: 2.0 is the integer 2 (JSON Schema's "integer" says so, and
+    /openapi.json promises it); 2.5 stays a float and fails."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: The largest id: 2**53 - 1, JavaScript's `Number.MAX_SAFE_INTEGER`, so that every id survives
+#: `JSON.parse` in a browser (and the schema's bounds are exact in any JSON parser's doubles).
+#: The store's BIGINT keys hold far more; a larger id is a validation error, never a database
+#: overflow.
+MAX_ID = 2**53 - 1
+
+# Strict: an id is a JSON integer, so `true` and "2" are refused (lax mode takes them as 1
+# and 2); a number with a zero fraction is the same integer. Positive, at most MAX_ID.
+# (The validator goes last: placed first, it hides the bounds from the JSON schema.)
+EntityId = Annotated[int, Strict(), Field(ge=1, le=MAX_ID), BeforeValidator(_integral)]
 
 
 class Entity(BaseModel):

@@ -2,16 +2,22 @@
 
 Control characters (C0, C1 and DEL) are stripped, except line feeds and tabs in multi-line
 fields; line endings are normalised to `\\n`; the result is Unicode NFC and trimmed. Length
-limits are checked *after* sanitizing, so a title of only control characters is empty and fails.
+limits are checked on the text as sent (what /openapi.json's `maxLength` says) and again after
+sanitizing (what the database holds; NFC lengthens a few characters), so a title of only control
+characters is empty and fails: the schema says so with a `pattern` that asks for one visible
+character.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+import email_validator
+from pydantic import AfterValidator, BeforeValidator, Field, JsonValue, StringConstraints
+from pydantic_core import PydanticKnownError
 
 _SINGLE_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MULTI_LINE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -43,30 +49,70 @@ MESSAGE_MAX = 500
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
+#: One character that sanitizing keeps and trimming does not remove (not a control character,
+#: not white space as `str.strip` sees it): a text without one is empty once sanitized. In the
+#: syntax both Python's `re` and JSON Schema's ECMA-262 expressions read, so /openapi.json
+#: states the rule the server applies (tests/domain/test_text.py checks every code point).
+VISIBLE_CHARACTER = (
+    r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
+_NOT_BLANK: dict[str, JsonValue] = {"pattern": VISIBLE_CHARACTER}
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+#: What email-validator refuses beyond `format: email`: a domain under a special-use name
+#: (RFC 6761: .test, .local, .localhost, .invalid, .onion, .arpa), which cannot receive mail.
+#: A `pattern` beside the format in /openapi.json, in syntax Python and ECMA-262 both read.
+EMAIL_NOT_RESERVED = "^(?!.*@(?:.*\\.)?(?:{})$)".format(
+    "|".join(_any_case(name) for name in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+)
+
+
+def at_most(limit: int) -> Callable[[object], object]:
+    """A check of a text's length as sent, with the same error (`too_long`) as the check
+    after sanitizing."""
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and len(value) > limit:
+            context = {"field_type": "Value", "max_length": limit, "actual_length": len(value)}
+            raise PydanticKnownError("too_long", context)
+        return value
+
+    return check
+
+
 Title = Annotated[
     str,
+    BeforeValidator(at_most(TITLE_MAX)),  # as sent
     AfterValidator(clean_single_line),
-    Field(min_length=1, max_length=TITLE_MAX),
+    Field(min_length=1, max_length=TITLE_MAX, json_schema_extra=_NOT_BLANK),
 ]
 """A bug title: one line, 1 to 200 characters after sanitizing."""
 
 Description = Annotated[
     str,
+    BeforeValidator(at_most(DESCRIPTION_MAX)),  # as sent
     AfterValidator(clean_multi_line),
     Field(max_length=DESCRIPTION_MAX),
 ]
 CommentContent = Annotated[
     str,
+    BeforeValidator(at_most(COMMENT_MAX)),  # as sent
     AfterValidator(clean_multi_line),
-    Field(min_length=1, max_length=COMMENT_MAX),
+    Field(min_length=1, max_length=COMMENT_MAX, json_schema_extra=_NOT_BLANK),
 ]
 ProjectName = Annotated[
     str,
+    BeforeValidator(at_most(PROJECT_NAME_MAX)),  # as sent
     AfterValidator(clean_single_line),
-    Field(min_length=1, max_length=PROJECT_NAME_MAX),
+    Field(min_length=1, max_length=PROJECT_NAME_MAX, json_schema_extra=_NOT_BLANK),
 ]
 ProjectDescription = Annotated[
     str,
+    BeforeValidator(at_most(PROJECT_DESCRIPTION_MAX)),  # as sent
     AfterValidator(clean_multi_line),
     Field(max_length=PROJECT_DESCRIPTION_MAX),
 ]

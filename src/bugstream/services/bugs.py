@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bugstream.domain.enums import NotificationType, UserStatus
-from bugstream.domain.errors import FieldError, NotFound, ValidationFailed
+from bugstream.domain.errors import NotFound, field_conflict
 from bugstream.domain.events import EventName
 from bugstream.domain.models import (
     BugAssign,
@@ -38,13 +38,11 @@ async def _check_assignee(tx: Transaction, project_id: int, assignee_id: int) ->
     """An assignee must be an active member of the bug's project."""
     user = await tx.users.get(assignee_id)
     if user is None:
-        raise ValidationFailed([FieldError("assignee_id", "exists", "no such user")])
+        raise field_conflict("assignee_id", "exists", "no such user")
     if user.status is not UserStatus.ACTIVE:
-        raise ValidationFailed([FieldError("assignee_id", "active", "user is not active")])
+        raise field_conflict("assignee_id", "active", "user is not active")
     if not await tx.members.is_member(project_id, assignee_id):
-        raise ValidationFailed(
-            [FieldError("assignee_id", "project_member", "user is not a member of the project")]
-        )
+        raise field_conflict("assignee_id", "project_member", "user is not a member of the project")
 
 
 async def create_bug(ctx: ServiceContext, actor: Actor, data: BugCreate) -> Result[BugReport]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bugstream.domain.errors import Conflict, FieldError, NotFound, ValidationFailed
+from bugstream.domain.errors import Conflict, FieldError, NotFound, field_conflict
 from bugstream.domain.events import EventName
 from bugstream.domain.models import (
     Membership,
@@ -125,7 +125,7 @@ async def add_member(
         await _get_project(tx, actor, project_id)
         await require(tx.members, actor, Action.MEMBER_MANAGE, project_id=project_id)
         if await tx.users.get(data.user_id) is None:
-            raise ValidationFailed([FieldError("user_id", "exists", "no such user")])
+            raise field_conflict("user_id", "exists", "no such user")
         if await tx.members.is_member(project_id, data.user_id):
             raise Conflict("user is already a member of the project")
         membership = await tx.members.add(project_id, data.user_id, ctx.clock())

@@ -64,7 +64,7 @@ def asset(name: str, media_type: str) -> Asset:
     return Asset(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
 
 
-def _respond(request: Request, item: Asset, headers: dict[str, str]) -> Response:
+def respond(request: Request, item: Asset, headers: dict[str, str]) -> Response:
     headers = {**_COMMON_HEADERS, **headers, "ETag": item.etag}
     if item.etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
@@ -81,13 +81,13 @@ def web_router() -> APIRouter:
     @router.api_route("/", methods=["GET", "HEAD"])
     async def board(request: Request) -> Response:
         headers = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Frame-Options": "DENY"}
-        return _respond(request, asset("index.html", HTML), headers)
+        return respond(request, asset("index.html", HTML), headers)
 
     @router.api_route("/static/{name}", methods=["GET", "HEAD"])
     async def static(request: Request, name: str) -> Response:
         media_type = STATIC_FILES.get(name)
         if media_type is None:
             raise NotFound(f"no static file {name[:100]!r}")
-        return _respond(request, asset(name, media_type), {})
+        return respond(request, asset(name, media_type), {})
 
     return router

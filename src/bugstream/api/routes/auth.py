@@ -6,10 +6,11 @@ import secrets
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from bugstream.api.deps import Ctx, CurrentActor, get_token_config
+from bugstream.api.error_responses import errors, resource_router
 from bugstream.api.login_throttle import LoginThrottle
 from bugstream.auth.tokens import TokenConfig, issue_token, verify_token
 from bugstream.domain.errors import AuthError, BugstreamError, ErrorCode, Forbidden
@@ -17,7 +18,7 @@ from bugstream.domain.models import User
 from bugstream.domain.tickets import TicketClaims, TicketLedger
 from bugstream.services.users import authenticate, get_user
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = resource_router("/auth", "auth")
 
 
 class Credentials(BaseModel):
@@ -50,7 +51,11 @@ def _token_for(config: TokenConfig, user: User) -> TokenResponse:
     )
 
 
-@router.post("/token", summary="Log in: exchange username and password for a JWT")
+@router.post(
+    "/token",
+    summary="Log in: exchange username and password for a JWT",
+    responses=errors(ErrorCode.INVALID_CREDENTIALS, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED),
+)
 async def login(
     body: Credentials,
     ctx: Ctx,
@@ -75,7 +80,11 @@ async def login(
     return _token_for(config, user)
 
 
-@router.post("/refresh", summary="A fresh token for the bearer of a valid one")
+@router.post(
+    "/refresh",
+    summary="A fresh token for the bearer of a valid one",
+    responses=errors(ErrorCode.FORBIDDEN),
+)
 async def refresh(
     actor: CurrentActor, ctx: Ctx, config: Annotated[TokenConfig, Depends(get_token_config)]
 ) -> TokenResponse:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from pydantic import BaseModel
 
 from bugstream.api.deps import Ctx, CurrentActor, Paging, PathId
+from bugstream.api.error_responses import errors, resource_router
+from bugstream.domain.errors import ErrorCode
 from bugstream.domain.models import Notification, Page
 from bugstream.services import notifications
 
-router = APIRouter(prefix="/notifications", tags=["notifications"])
+router = resource_router("/notifications", "notifications")
 
 
 class MarkedRead(BaseModel):
@@ -23,12 +24,20 @@ async def list_notifications(
     return await notifications.list_notifications(ctx, actor, page, unread_only=unread)
 
 
-@router.get("/{notification_id}", summary="Read one of your notifications")
+@router.get(
+    "/{notification_id}",
+    summary="Read one of your notifications",
+    responses=errors(ErrorCode.NOT_FOUND),
+)
 async def get_notification(ctx: Ctx, actor: CurrentActor, notification_id: PathId) -> Notification:
     return await notifications.get_notification(ctx, actor, notification_id)
 
 
-@router.post("/{notification_id}/read", summary="Mark one notification read")
+@router.post(
+    "/{notification_id}/read",
+    summary="Mark one notification read",
+    responses=errors(ErrorCode.NOT_FOUND),
+)
 async def mark_read(ctx: Ctx, actor: CurrentActor, notification_id: PathId) -> Notification:
     return (await notifications.mark_read(ctx, actor, notification_id)).value
 

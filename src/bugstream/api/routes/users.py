@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from bugstream.api.deps import Ctx, CurrentActor, Paging, PathId
+from bugstream.api.error_responses import errors, resource_router
 from bugstream.domain.enums import Role, UserStatus
+from bugstream.domain.errors import ErrorCode
 from bugstream.domain.models import Page, User, UserCreate, UserStatusChange, UserUpdate
 from bugstream.services import users
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = resource_router("/users", "users")
 
 
-@router.get("", summary="List users (admins)")
+@router.get("", summary="List users (admins)", responses=errors(ErrorCode.FORBIDDEN))
 async def list_users(
     ctx: Ctx,
     actor: CurrentActor,
@@ -23,7 +25,12 @@ async def list_users(
     return await users.list_users(ctx, actor, page, role=role, status=status)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a user (admins)")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a user (admins)",
+    responses=errors(ErrorCode.FORBIDDEN, ErrorCode.CONFLICT),
+)
 async def create_user(ctx: Ctx, actor: CurrentActor, body: UserCreate) -> User:
     return (await users.create_user(ctx, actor, body)).value
 
@@ -33,24 +40,41 @@ async def me(ctx: Ctx, actor: CurrentActor) -> User:
     return await users.get_user(ctx, actor, actor.user_id)
 
 
-@router.get("/{user_id}", summary="Read a user (admins, or yourself)")
+@router.get(
+    "/{user_id}",
+    summary="Read a user (admins, or yourself)",
+    responses=errors(ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND),
+)
 async def get_user(ctx: Ctx, actor: CurrentActor, user_id: PathId) -> User:
     return await users.get_user(ctx, actor, user_id)
 
 
-@router.patch("/{user_id}", summary="Update a user (admins, or yourself without role)")
+@router.patch(
+    "/{user_id}",
+    summary="Update a user (admins, or yourself without role)",
+    responses=errors(ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.CONFLICT),
+)
 async def update_user(ctx: Ctx, actor: CurrentActor, user_id: PathId, body: UserUpdate) -> User:
     return (await users.update_user(ctx, actor, user_id, body)).value
 
 
-@router.post("/{user_id}/status", summary="Activate, deactivate or suspend a user (admins)")
+@router.post(
+    "/{user_id}/status",
+    summary="Activate, deactivate or suspend a user (admins)",
+    responses=errors(ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.CONFLICT),
+)
 async def change_status(
     ctx: Ctx, actor: CurrentActor, user_id: PathId, body: UserStatusChange
 ) -> User:
     return (await users.change_user_status(ctx, actor, user_id, body)).value
 
 
-@router.delete("/{user_id}", status_code=204, summary="Delete a user (admins)")
+@router.delete(
+    "/{user_id}",
+    status_code=204,
+    summary="Delete a user (admins)",
+    responses=errors(ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.CONFLICT),
+)
 async def delete_user(ctx: Ctx, actor: CurrentActor, user_id: PathId) -> Response:
     await users.delete_user(ctx, actor, user_id)
     return Response(status_code=204)
