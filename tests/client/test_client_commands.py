@@ -21,6 +21,8 @@ from bugstream.client import (
     ValidationFailed,
 )
 from bugstream.domain.enums import Role
+from bugstream.domain.protocol import Command
+from bugstream.gateway.commands import COMMANDS
 from bugstream.testing.scripted import Close, FakeSleep, Serve, Step, ack, scripted_server
 from tests.support.factory import Factory
 from tests.support.live import live_server
@@ -160,3 +162,45 @@ async def test_a_connection_lost_before_the_answer_is_reported() -> None:
         with pytest.raises(ConnectionLost, match="may or may not have been applied"):
             await client.send("bug_report.delete", {"id": 1})
     assert len(server.received) == 1
+
+
+async def test_every_commands_ack_carries_its_declared_result_model(factory: Factory) -> None:
+    """`CommandSpec.result` (what the TypeScript types promise `send` resolves with) is what
+    the server's acks carry: every field of the model, and nothing else."""
+    manager = await factory.user(Role.MANAGER)
+    dev = await factory.user(Role.DEVELOPER)
+    project = await factory.project(manager, dev)
+    results: dict[Command, Any] = {}
+    async with (
+        live_server(factory.ctx) as live,
+        Client(live.ws_url, token=live.token_for(manager)) as as_manager,
+        Client(live.ws_url, token=live.token_for(dev)) as as_dev,
+    ):
+
+        async def run(client: Client, command: Command, payload: dict[str, Any]) -> Any:
+            results[command] = await client.send(command.value, payload)
+            return results[command]
+
+        bug = await run(
+            as_manager, Command.BUG_REPORT_CREATE, {"project_id": project.id, "title": "t"}
+        )
+        ref = {"id": bug["id"]}
+        await run(as_manager, Command.BUG_REPORT_UPDATE, {**ref, "title": "t2"})
+        await run(as_manager, Command.BUG_REPORT_CHANGE_STATUS, {**ref, "status": "in_progress"})
+        await run(as_manager, Command.BUG_REPORT_ASSIGN, {**ref, "assignee_id": dev.id})
+        await run(as_manager, Command.BUG_REPORT_UNASSIGN, ref)
+        comment = await run(
+            as_manager, Command.COMMENT_CREATE, {"bug_report_id": bug["id"], "content": "c"}
+        )
+        await run(as_manager, Command.COMMENT_UPDATE, {"id": comment["id"], "content": "c2"})
+        await run(as_manager, Command.COMMENT_DELETE, {"id": comment["id"]})
+        async with live.http(dev) as http:
+            listed = (await http.get("/api/v1/notifications")).json()["items"]
+        await run(as_dev, Command.NOTIFICATION_MARK_READ, {"id": listed[0]["id"]})
+        await run(as_dev, Command.NOTIFICATION_MARK_ALL_READ, {})
+        await run(as_manager, Command.BUG_REPORT_DELETE, ref)
+    assert set(results) == set(COMMANDS)
+    for command, result in results.items():
+        model = COMMANDS[command].result
+        assert set(result) == set(model.model_fields), command
+        assert model.model_validate(result).model_dump(mode="json") == result, command

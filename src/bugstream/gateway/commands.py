@@ -1,7 +1,8 @@
 """Commands over the socket: the same service functions, with the same checks, as REST.
 
-Each command has a payload model (the REST body plus the id REST takes from the path) and
-a handler returning the JSON form of the resulting entity, which the `ack` carries.
+Each command has a payload model (the REST body plus the id REST takes from the path), a
+handler returning the JSON form of the resulting entity, which the `ack` carries, and the
+model of that result (scripts/export_catalog_schema.py exports both for the TypeScript client).
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bugstream.domain.models import (
     BugAssign,
     BugCreate,
+    BugReport,
     BugStatusChange,
     BugUpdate,
+    Comment,
     CommentCreate,
     CommentUpdate,
     EntityId,
+    Notification,
 )
 from bugstream.domain.protocol import Command
 from bugstream.domain.validation import error_from_pydantic
@@ -59,6 +63,12 @@ class NoPayload(_Payload):
     pass
 
 
+class MarkedRead(BaseModel):
+    """The result of `notification.mark_all_read`: the notifications it marked read."""
+
+    ids: list[EntityId]
+
+
 Handler = Callable[[ServiceContext, Actor, Any], Awaitable[Any]]
 
 
@@ -66,6 +76,8 @@ Handler = Callable[[ServiceContext, Actor, Any], Awaitable[Any]]
 class CommandSpec:
     payload: type[BaseModel]
     run: Handler
+    #: what `run` returns (as JSON): the `result` of the ack
+    result: type[BaseModel]
 
 
 def _without_id(model: BaseModel, target: type[BaseModel]) -> Any:
@@ -118,21 +130,21 @@ async def _mark_read(ctx: ServiceContext, actor: Actor, p: ById) -> Any:
 
 
 async def _mark_all_read(ctx: ServiceContext, actor: Actor, _p: NoPayload) -> Any:
-    return {"ids": (await notifications.mark_all_read(ctx, actor)).value}
+    return MarkedRead(ids=(await notifications.mark_all_read(ctx, actor)).value).model_dump()
 
 
 COMMANDS: dict[Command, CommandSpec] = {
-    Command.BUG_REPORT_CREATE: CommandSpec(BugCreate, _bug_create),
-    Command.BUG_REPORT_UPDATE: CommandSpec(BugUpdatePayload, _bug_update),
-    Command.BUG_REPORT_DELETE: CommandSpec(ById, _bug_delete),
-    Command.BUG_REPORT_CHANGE_STATUS: CommandSpec(BugStatusPayload, _bug_status),
-    Command.BUG_REPORT_ASSIGN: CommandSpec(BugAssignPayload, _bug_assign),
-    Command.BUG_REPORT_UNASSIGN: CommandSpec(ById, _bug_unassign),
-    Command.COMMENT_CREATE: CommandSpec(CommentCreatePayload, _comment_create),
-    Command.COMMENT_UPDATE: CommandSpec(CommentUpdatePayload, _comment_update),
-    Command.COMMENT_DELETE: CommandSpec(ById, _comment_delete),
-    Command.NOTIFICATION_MARK_READ: CommandSpec(ById, _mark_read),
-    Command.NOTIFICATION_MARK_ALL_READ: CommandSpec(NoPayload, _mark_all_read),
+    Command.BUG_REPORT_CREATE: CommandSpec(BugCreate, _bug_create, BugReport),
+    Command.BUG_REPORT_UPDATE: CommandSpec(BugUpdatePayload, _bug_update, BugReport),
+    Command.BUG_REPORT_DELETE: CommandSpec(ById, _bug_delete, BugReport),
+    Command.BUG_REPORT_CHANGE_STATUS: CommandSpec(BugStatusPayload, _bug_status, BugReport),
+    Command.BUG_REPORT_ASSIGN: CommandSpec(BugAssignPayload, _bug_assign, BugReport),
+    Command.BUG_REPORT_UNASSIGN: CommandSpec(ById, _bug_unassign, BugReport),
+    Command.COMMENT_CREATE: CommandSpec(CommentCreatePayload, _comment_create, Comment),
+    Command.COMMENT_UPDATE: CommandSpec(CommentUpdatePayload, _comment_update, Comment),
+    Command.COMMENT_DELETE: CommandSpec(ById, _comment_delete, Comment),
+    Command.NOTIFICATION_MARK_READ: CommandSpec(ById, _mark_read, Notification),
+    Command.NOTIFICATION_MARK_ALL_READ: CommandSpec(NoPayload, _mark_all_read, MarkedRead),
 }
 
 

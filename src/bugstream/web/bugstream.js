@@ -1,8 +1,10 @@
 /**
- * bugstream.js: the browser client of bugstream's `/ws` event stream. One ES module, no
- * dependencies, served by the server at `/static/bugstream.js`.
+ * bugstream.js: the client of bugstream's `/ws` event stream, for browsers and Node (20+).
+ * One ES module, no dependencies: the npm package `bugstream-client` (clients/js, written in
+ * TypeScript, with types for every event and command), which the server also serves at
+ * `/static/bugstream.js`.
  *
- *     import { BugstreamClient } from "/static/bugstream.js";
+ *     import { BugstreamClient } from "/static/bugstream.js";   // or from "bugstream-client"
  *
  *     const client = new BugstreamClient("/ws", { token, tokenProvider });
  *     client.addEventListener("state", (e) => console.log(describeState(e.detail)));
@@ -42,7 +44,6 @@
  * Times given to the client are in milliseconds (JavaScript's unit), unlike the Python SDK's
  * seconds.
  */
-
 /** WebSocket close codes (bugstream.domain.protocol.CloseCode, docs/errors.md). */
 export const CloseCode = Object.freeze({
   NORMAL: 1000,
@@ -62,17 +63,14 @@ export const CloseCode = Object.freeze({
   TOO_MANY_CONNECTIONS: 4102,
   SERVER_FULL: 4103,
 });
-
 /** Whether a close code tells the client not to reconnect with the same token. */
 export function isTerminal(code) {
   return (code >= 4000 && code < 4100) || code === 1002 || code === 1008;
 }
-
 /** Whether a new token (from a token provider) makes reconnecting worthwhile again. */
 export function needsNewToken(code) {
   return code === CloseCode.INVALID_TOKEN || code === CloseCode.TOKEN_EXPIRED;
 }
-
 /** The phases of `client.state.phase`. */
 export const Phase = Object.freeze({
   IDLE: "idle", // not started
@@ -82,7 +80,6 @@ export const Phase = Object.freeze({
   OFFLINE: "offline", // gave up: attempts ran out, or a "do not reconnect" code (`error`)
   CLOSED: "closed", // closed by the application
 });
-
 /** Exponential backoff with full jitter; times in milliseconds. */
 export class Backoff {
   constructor({
@@ -104,20 +101,17 @@ export class Backoff {
     Object.assign(this, { initial, factor, maxAttempts, maxDelay, jitter: Boolean(jitter) });
     Object.freeze(this);
   }
-
   /** The longest wait before attempt `attempt` (1-based). */
   bound(attempt) {
     if (attempt < 1) throw new RangeError("attempts count from 1");
     return Math.min(this.maxDelay, this.initial * this.factor ** (attempt - 1));
   }
-
   /** The wait before attempt `attempt`: bound * random() with jitter, else the bound. */
   delay(attempt, random = Math.random) {
     const bound = this.bound(attempt);
     return this.jitter ? bound * Math.min(1, Math.max(0, random())) : bound;
   }
 }
-
 /** Root of the errors this module creates. */
 export class BugstreamError extends Error {
   constructor(message, code) {
@@ -126,7 +120,6 @@ export class BugstreamError extends Error {
     this.code = code;
   }
 }
-
 /** A command's error answer: `code`, `message`, and every other field of the payload. */
 export class CommandError extends BugstreamError {
   constructor(payload, command) {
@@ -138,7 +131,6 @@ export class CommandError extends BugstreamError {
     this.fields = payload.fields ?? null;
   }
 }
-
 /** No answer to a command within its timeout. */
 export class CommandTimeout extends BugstreamError {
   constructor(command, requestId, timeout) {
@@ -146,7 +138,6 @@ export class CommandTimeout extends BugstreamError {
     Object.assign(this, { command, requestId, timeout });
   }
 }
-
 /** The connection closed after a command went out and before its answer. */
 export class ConnectionLost extends BugstreamError {
   constructor(command, requestId) {
@@ -154,14 +145,12 @@ export class ConnectionLost extends BugstreamError {
     Object.assign(this, { command, requestId });
   }
 }
-
 /** The client was closed by the application. */
 export class ClientClosed extends BugstreamError {
   constructor(message = "the client is closed") {
     super(message, "client_closed");
   }
 }
-
 /** The server closed with a "do not reconnect" code (4001 invalid token, 4003 forbidden...). */
 export class ConnectionRejected extends BugstreamError {
   constructor(message, { closeCode = null, reason = "", error = null, code = "rejected" } = {}) {
@@ -169,7 +158,6 @@ export class ConnectionRejected extends BugstreamError {
     Object.assign(this, { closeCode, reason, error });
   }
 }
-
 /** Every reconnect attempt failed. */
 export class ReconnectFailed extends BugstreamError {
   constructor(attempts, { closeCode = null, reason = "" } = {}) {
@@ -177,7 +165,6 @@ export class ReconnectFailed extends BugstreamError {
     Object.assign(this, { attempts, closeCode, reason });
   }
 }
-
 /** A one-line text for a connection state, for status lines and indicators. */
 export function describeState(state) {
   switch (state.phase) {
@@ -197,11 +184,9 @@ export function describeState(state) {
       return "not connected";
   }
 }
-
 const STALE_TOKEN_MS = 1000;
 /** What wakes a waiting client (see `wakeTarget`): the window gets all three. */
 const WAKE_EVENTS = ["online", "visibilitychange", "focus"];
-
 /**
  * Who may see each event type (bugstream.domain.catalog; tests/web/test_js_protocol_sync.py
  * checks this copy): "project" types go to the project's members, "personal" and "user" ones
@@ -216,7 +201,6 @@ export const EVENT_SCOPES = Object.freeze({
   notification: { scope: "personal", bugReportField: null },
   membership: { scope: "project", bugReportField: null },
 });
-
 /**
  * A declared subscription: everything (`null` lists), or only these projects and bug reports
  * (personal events always arrive). The client keeps it across reconnects and filters events
@@ -234,7 +218,6 @@ export function subscriptionWants(subscription, message, userId) {
     meaning.bugReportField !== null && subscription.bugReports.has(payload[meaning.bugReportField])
   );
 }
-
 /**
  * One reconnecting, resuming session with a bugstream server.
  *
@@ -315,7 +298,6 @@ export class BugstreamClient extends EventTarget {
     this._now = now;
     this._setTimeout = setTimer;
     this._clearTimeout = clearTimer;
-
     this._state = freezeState({ phase: Phase.IDLE, maxAttempts: this.backoff.maxAttempts });
     this._ws = null;
     this._welcomed = false;
@@ -334,35 +316,28 @@ export class BugstreamClient extends EventTarget {
     this._clockOffset = 0; // server clock minus ours, ms
     this._connectWaiters = [];
   }
-
   // ---- what the application observes ----------------------------------------------------
-
   /** The connection state: {phase, attempt, maxAttempts, nextDelay, retryAt, closeCode,
    * reason, error, connectionId}. */
   get state() {
     return this._state;
   }
-
   /** The id of the newest event received (persist it to resume in a later page). */
   get lastEventId() {
     return this._lastEventId;
   }
-
   /** The payload of the current (or last) welcome, or null. */
   get welcome() {
     return this._welcome;
   }
-
   /** When the token in use expires (server clock, epoch ms), or null when unknown. */
   get tokenExpiresAt() {
     return this._tokenExpiresAt;
   }
-
   /** The token in use. */
   get token() {
     return this._token;
   }
-
   /** Call `handler(event)` for events of `type` (and `event`, when given); null matches
    * any. Returns a function that removes the handler. */
   on(type, event, handler) {
@@ -376,9 +351,7 @@ export class BugstreamClient extends EventTarget {
     this.addEventListener("event", listener);
     return () => this.removeEventListener("event", listener);
   }
-
   // ---- lifecycle ------------------------------------------------------------------------
-
   /** Start the session; resolves at the first welcome, rejects if the client goes offline
    * (or is closed) before it. */
   connect() {
@@ -390,7 +363,6 @@ export class BugstreamClient extends EventTarget {
     }
     return promise;
   }
-
   /** After going offline (or while waiting between attempts): try again now, with a fresh
    * series of attempts. */
   reconnect() {
@@ -410,7 +382,6 @@ export class BugstreamClient extends EventTarget {
     }
     return promise;
   }
-
   _wake() {
     if (this._stopped || !this._started) return;
     if (globalThis.document?.visibilityState === "hidden") return;
@@ -419,7 +390,6 @@ export class BugstreamClient extends EventTarget {
       this._state.phase === Phase.OFFLINE && this._offlineError instanceof ReconnectFailed;
     if (waiting || gaveUp) this.reconnect().catch(() => {});
   }
-
   /** Close the connection (code 1000) for good; waiting commands reject with ClientClosed. */
   close() {
     if (this._stopped) return;
@@ -440,19 +410,16 @@ export class BugstreamClient extends EventTarget {
     this._setState(Phase.CLOSED, { closeCode: this._state.closeCode });
     this._settleConnect(new ClientClosed());
   }
-
   // ---- subscriptions --------------------------------------------------------------------
-
   /** The declared subscription: null (everything), or {projects, bugReports} as Sets. */
   get subscription() {
     return this._subscription;
   }
-
   /** Narrow the stream to these projects and bug reports (added to earlier ones); kept
    * across reconnects. Resolves with the server's subscription; rejects (not_found, ...)
    * and keeps the old one. */
   async subscribe({ projects = [], bugReports = [] } = {}) {
-    const result = await this.send("subscribe", { projects, bug_reports: bugReports });
+    const result = await this._command("subscribe", { projects, bug_reports: bugReports });
     const base = this._subscription ?? { projects: new Set(), bugReports: new Set() };
     this._subscription = {
       projects: new Set([...base.projects, ...projects]),
@@ -460,13 +427,12 @@ export class BugstreamClient extends EventTarget {
     };
     return result;
   }
-
   /** Remove projects and bug reports from a narrowed subscription. */
   async unsubscribe({ projects = [], bugReports = [] } = {}) {
     if (this._subscription === null) {
       throw new RangeError("subscribe to what you want before unsubscribing");
     }
-    const result = await this.send("unsubscribe", { projects, bug_reports: bugReports });
+    const result = await this._command("unsubscribe", { projects, bug_reports: bugReports });
     const drop = (set, ids) => new Set([...set].filter((id) => !ids.includes(id)));
     this._subscription = {
       projects: drop(this._subscription.projects, projects),
@@ -474,14 +440,12 @@ export class BugstreamClient extends EventTarget {
     };
     return result;
   }
-
   /** Back to every event the user may see. */
   async subscribeAll() {
-    const result = await this.send("subscribe", { all: true });
+    const result = await this._command("subscribe", { all: true });
     this._subscription = null;
     return result;
   }
-
   /** A new connection starts with everything: narrow it again (events stay filtered here
    * until the server has it). */
   _renewSubscription() {
@@ -491,16 +455,18 @@ export class BugstreamClient extends EventTarget {
     const bugReports = [...wanted.bugReports];
     const renewal =
       projects.length || bugReports.length
-        ? this.send("subscribe", { projects, bug_reports: bugReports })
-        : this.send("unsubscribe", { all: true });
+        ? this._command("subscribe", { projects, bug_reports: bugReports })
+        : this._command("unsubscribe", { all: true });
     renewal.catch((error) => console.warn("bugstream: could not renew the subscription", error));
   }
-
   // ---- commands -------------------------------------------------------------------------
-
   /** Send a command ("bug_report.create", ...); resolves with the ack's `result`, rejects
    * with CommandError / CommandTimeout / ConnectionLost / ClientClosed. */
-  send(command, payload = {}, { timeout = this._commandTimeout } = {}) {
+  send(command, ...args) {
+    return this._command(command, ...args);
+  }
+  /** `send` for any message with a request id (commands, subscribe, unsubscribe). */
+  _command(command, payload = {}, { timeout = this._commandTimeout } = {}) {
     return new Promise((resolve, reject) => {
       if (this._stopped) return reject(new ClientClosed());
       if (this._offlineError !== null) return reject(this._offlineError);
@@ -522,7 +488,6 @@ export class BugstreamClient extends EventTarget {
       else this._waiting.push(entry);
     });
   }
-
   _transmit(entry) {
     entry.ws = this._ws;
     this._pending.set(entry.requestId, entry);
@@ -544,13 +509,11 @@ export class BugstreamClient extends EventTarget {
       this._waiting.push(entry); // it never went out: wait for the next connection
     }
   }
-
   _forget(entry) {
     this._pending.delete(entry.requestId);
     const index = this._waiting.indexOf(entry);
     if (index >= 0) this._waiting.splice(index, 1);
   }
-
   _settle(requestId, result, error) {
     const entry = this._pending.get(requestId);
     if (entry === undefined) return false;
@@ -560,7 +523,6 @@ export class BugstreamClient extends EventTarget {
     else entry.resolve(result);
     return true;
   }
-
   _failAll(error) {
     const entries = [...this._pending.values(), ...this._waiting];
     this._pending.clear();
@@ -570,9 +532,7 @@ export class BugstreamClient extends EventTarget {
       entry.reject(error);
     }
   }
-
   // ---- the session ----------------------------------------------------------------------
-
   async _open() {
     let credential;
     try {
@@ -604,7 +564,6 @@ export class BugstreamClient extends EventTarget {
       this._abandon(ws, CloseCode.ABNORMAL, "no welcome in time");
     }, this._openTimeout);
   }
-
   _onMessage(ws, data) {
     if (ws !== this._ws) return;
     let message;
@@ -655,7 +614,6 @@ export class BugstreamClient extends EventTarget {
         break; // pong, subscribed, skipped...
     }
   }
-
   _onWelcome(ws, payload) {
     this._cancel("open");
     this._welcomed = true;
@@ -680,7 +638,6 @@ export class BugstreamClient extends EventTarget {
     for (const entry of waiting) this._transmit(entry);
     this._settleConnect(null);
   }
-
   _onClose(ws, code, reason) {
     if (ws !== this._ws) return;
     this._ws = null;
@@ -694,7 +651,6 @@ export class BugstreamClient extends EventTarget {
     if (this._stopped) return;
     this._afterClose({ code, reason, welcomed: this._welcomed, error: this._lastError });
   }
-
   /** Give up on a connection that does not answer: close it, and go on as if it closed. */
   _abandon(ws, code, reason) {
     if (ws !== this._ws) return;
@@ -705,7 +661,6 @@ export class BugstreamClient extends EventTarget {
     }
     this._onClose(ws, code, reason);
   }
-
   async _afterClose({ code, reason, welcomed, error = null }) {
     if (welcomed) {
       this._failures = 0;
@@ -750,7 +705,6 @@ export class BugstreamClient extends EventTarget {
       this._open();
     }, delay);
   }
-
   _goOffline(error) {
     this._offlineError = error;
     this._failures = 0;
@@ -762,7 +716,6 @@ export class BugstreamClient extends EventTarget {
     });
     this._settleConnect(error);
   }
-
   _streamUrl(credential) {
     const url = new URL(this.url);
     for (const name of ["last_event_id", "token", "ticket"]) url.searchParams.delete(name);
@@ -772,9 +725,7 @@ export class BugstreamClient extends EventTarget {
     }
     return url.toString();
   }
-
   // ---- heartbeat ------------------------------------------------------------------------
-
   _schedulePing(ws) {
     if (!(this._pingInterval > 0)) return;
     this._timers.ping = this._setTimeout(() => {
@@ -796,9 +747,7 @@ export class BugstreamClient extends EventTarget {
       this._schedulePing(ws);
     }, this._pingInterval);
   }
-
   // ---- tokens ---------------------------------------------------------------------------
-
   async _tokenForConnect() {
     if (this._provider && (!this._token || this._tokenIsStale())) {
       this._token = await this._callProvider();
@@ -807,17 +756,14 @@ export class BugstreamClient extends EventTarget {
     }
     return this._token;
   }
-
   _tokenIsStale() {
     const left = this._msLeft();
     return left !== null && left < STALE_TOKEN_MS;
   }
-
   _msLeft() {
     if (this._tokenExpiresAt === null) return null;
     return this._tokenExpiresAt - (this._now() + this._clockOffset);
   }
-
   async _callProvider() {
     const token = await this._provider();
     if (typeof token !== "string" || token === "") {
@@ -825,7 +771,6 @@ export class BugstreamClient extends EventTarget {
     }
     return token;
   }
-
   async _renewToken() {
     try {
       const token = await this._callProvider();
@@ -839,7 +784,6 @@ export class BugstreamClient extends EventTarget {
       return false;
     }
   }
-
   _scheduleRefresh(ws) {
     if (!this._provider) return;
     const left = this._msLeft();
@@ -851,7 +795,6 @@ export class BugstreamClient extends EventTarget {
       this._refresh(ws);
     }, delay);
   }
-
   async _refresh(ws) {
     let token;
     try {
@@ -880,7 +823,6 @@ export class BugstreamClient extends EventTarget {
     }
     if (ws === this._ws) this._scheduleRefresh(ws);
   }
-
   /** Send a request on this connection only (not queued for the next one). */
   _request(ws, type, payload) {
     return new Promise((resolve, reject) => {
@@ -906,31 +848,25 @@ export class BugstreamClient extends EventTarget {
       }
     });
   }
-
   // ---- helpers --------------------------------------------------------------------------
-
   _cancel(name) {
     if (this._timers[name] !== null) {
       this._clearTimeout(this._timers[name]);
       this._timers[name] = null;
     }
   }
-
   _setState(phase, fields) {
     this._state = freezeState({ phase, maxAttempts: this.backoff.maxAttempts, ...fields });
     this._emit("state", this._state);
   }
-
   _emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
-
   _whenConnected() {
     if (this._state.phase === Phase.CONNECTED) return Promise.resolve();
     if (this._stopped) return Promise.reject(new ClientClosed());
     return new Promise((resolve, reject) => this._connectWaiters.push({ resolve, reject }));
   }
-
   _settleConnect(error) {
     const waiters = this._connectWaiters;
     this._connectWaiters = [];
@@ -940,7 +876,6 @@ export class BugstreamClient extends EventTarget {
     }
   }
 }
-
 function freezeState(fields) {
   return Object.freeze({
     phase: Phase.IDLE,
@@ -955,11 +890,9 @@ function freezeState(fields) {
     ...fields,
   });
 }
-
 function detach(ws) {
   ws.onmessage = ws.onclose = ws.onerror = null;
 }
-
 function rejection(code, reason, error, hasProvider) {
   const said = error?.message ? `: ${error.message}` : "";
   if (code === CloseCode.TOKEN_EXPIRED) {
@@ -978,7 +911,6 @@ function rejection(code, reason, error, hasProvider) {
     { closeCode: code, reason, error, code: error?.code ?? "rejected" },
   );
 }
-
 function resolveUrl(url) {
   const base = globalThis.location?.href;
   const resolved = base ? new URL(url, base) : new URL(url);
