@@ -147,7 +147,13 @@ async def test_the_api_fuzzer_finds_no_contract_violation(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         cwd=tmp_path,
-        env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "NO_COLOR": "1"},
+        env={
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.support.schemathesis_hooks",
+            "PYTHONPATH": str(Path(__file__).parents[2]),
+            "SCHEMATHESIS_TELEMETRY": "false",
+            "NO_COLOR": "1",
+        },
     )
     async with asyncio.timeout(600):
         output, _ = await process.communicate()
