@@ -33,15 +33,30 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvi
     return uvicorn.Config(app, **options)  # type: ignore[arg-type]
 
 
-class _AnnouncingServer(uvicorn.Server):
+class StreamingServer(uvicorn.Server):
+    """uvicorn, ending the SSE streams first when it shuts down: it waits for open HTTP
+    responses (up to the shutdown grace), and a stream ends only when the server ends it.
+    Its clients get `event: close` (1001) and resume elsewhere."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        runtime = getattr(self._app.state, "runtime", None)
+        if runtime is not None and runtime.gateway is not None:
+            runtime.gateway.end_streams()
+        await super().shutdown(sockets)
+
+
+class _AnnouncingServer(StreamingServer):
     """Once the port is bound: makes the first-run admin (shown once) and says where the board
     is. A server that could not bind (the port in use) makes no admin whose password nobody
     would see."""
 
     def __init__(self, config: uvicorn.Config, settings: Settings, app: FastAPI) -> None:
-        super().__init__(config)
+        super().__init__(config, app)
         self._settings = settings
-        self._app = app
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)

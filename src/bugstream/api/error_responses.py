@@ -49,7 +49,12 @@ _EXTRA_FIELDS: dict[int, dict[str, Any]] = {
             ),
         )
     },
-    429: {"retry_after": (float, Field(description="Seconds to wait before trying again"))},
+    429: {
+        "retry_after": (
+            float | None,
+            Field(default=None, description="rate_limited: seconds to wait before trying again"),
+        )
+    },
     409: {"fields": (list[FieldProblem] | None, Field(default=None))},
 }
 
@@ -66,6 +71,12 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.MESSAGE_TOO_LARGE: "the body is over BUGSTREAM_MAX_REQUEST_BYTES",
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: "the body is not declared as application/json",
     ErrorCode.RATE_LIMITED: "too many attempts; see Retry-After",
+    ErrorCode.TOO_MANY_CONNECTIONS: "the user has the most streams allowed open",
+    ErrorCode.BLOCKED: "too many violations: blocked for a while",
+    ErrorCode.SERVICE_UNAVAILABLE: "the server is at its connection limit, or stopping",
+    ErrorCode.RESYNC_REQUIRED: "the events after this id are no longer kept",
+    ErrorCode.METHOD_NOT_ALLOWED: "the path has no such method",
+    ErrorCode.UNKNOWN_EVENT_TYPE: "no such message type",
     ErrorCode.INTERNAL_ERROR: "a fault in bugstream (logged)",
 }
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from bugstream.auth.tokens import TokenConfig, verify_token
@@ -48,6 +48,7 @@ from bugstream.gateway.opening import Opener, iso
 from bugstream.gateway.ratelimit import RateLimiter
 from bugstream.gateway.replay import Replayer
 from bugstream.gateway.replay_cache import ReplayCache
+from bugstream.gateway.sse import SseSink
 from bugstream.gateway.subscriptions import apply_subscription
 from bugstream.gateway.sweeper import Sweeper
 from bugstream.gateway.telemetry import NullTelemetry, Telemetry
@@ -178,9 +179,49 @@ class Gateway:
 
     # ---- opening (opening.py) ------------------------------------------------------------
 
-    def check_upgrade(self, request: UpgradeRequest) -> Refusal | None:
-        """Whether to refuse the upgrade with an HTTP status (counted by that status)."""
-        return self.opener.check_upgrade(request)
+    def check_upgrade(self, request: UpgradeRequest, *, websocket: bool = True) -> Refusal | None:
+        return self.opener.check_upgrade(request, websocket=websocket)
+
+    def end_streams(self) -> None:
+        """Close every SSE stream (1001, resume elsewhere): at shutdown, before the HTTP
+        server waits for its open responses, which a stream never ends by itself."""
+        for conn in list(self.hub.connections()):
+            if isinstance(conn.sink, SseSink):
+                self.revoke(conn, CloseCode.GOING_AWAY, "server shutting down")
+
+    # ---- the SSE fallback (gateway/sse.py; its HTTP side is api/routes/stream.py) ------------
+
+    async def open_stream(
+        self, *, path: str, query: dict[str, str], headers: dict[str, str], peer: str, tls: bool
+    ) -> AsyncIterator[bytes] | BugstreamError:
+        """Open an SSE stream as a socket is opened: its body, or why it was refused."""
+        request = UpgradeRequest(path, query, headers, peer, tls)
+        refusal = self.opener.check_upgrade(request, websocket=False)
+        if refusal is not None:
+            code = _REFUSAL_CODES.get(refusal.status, ErrorCode.SERVICE_UNAVAILABLE)
+            return BugstreamError(refusal.reason, code=code)
+        sink = SseSink(self.hub.writable_again)
+        conn = await self.opener.open(sink, request)
+        if conn is None:
+            return sink.refusal()
+        sink.conn = conn
+        return self._stream_body(conn, sink)
+
+    async def _stream_body(self, conn: Connection, sink: SseSink) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in sink.body():
+                yield chunk
+        finally:
+            # The client went away, or the stream ended: as a socket's connection_lost.
+            self.closed(conn, "client_closed" if sink.closed_with is None else "closed")
+
+    def stream_message(self, user_id: int, connection_id: str, data: bytes) -> bool:
+        """A client message for one of the user's streams (open here); False if none."""
+        for conn in self.hub.connections_of(user_id):
+            if conn.info.connection_id == connection_id and not conn.closed:
+                self.receive(conn, data)
+                return True
+        return False
 
     async def open(self, sink: FrameSink, request: UpgradeRequest) -> Connection | None:
         """Authenticate and register a new socket; None if it was refused (and closed)."""
@@ -380,6 +421,10 @@ class Gateway:
 
 
 _KNOWN_TYPES = frozenset([*ClientMessage, *Command])
+
+
+#: Stream refusals by HTTP status (gateway/handshake.py), as error codes.
+_REFUSAL_CODES = {403: ErrorCode.FORBIDDEN, 429: ErrorCode.BLOCKED}
 
 
 def _peek_request_id(data: bytes | str, max_bytes: int) -> RequestId:

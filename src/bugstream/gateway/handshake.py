@@ -63,12 +63,18 @@ def check_upgrade(config: GatewayConfig, request: UpgradeRequest) -> Refusal | N
     """Refuse at the HTTP level what must never become a WebSocket."""
     if request.path != config.path:
         return Refusal(404, "no WebSocket endpoint here; use " + config.path)
+    return check_origin_and_transport(config, request)
+
+
+def check_origin_and_transport(config: GatewayConfig, request: UpgradeRequest) -> Refusal | None:
+    """What every stream needs (a WebSocket or its SSE fallback): TLS where required, and an
+    allowed origin."""
     if config.behind_tls_proxy:
         proto = request.headers.get("x-forwarded-proto", "").split(",", 1)[0].strip().lower()
         if proto != "https":
-            return Refusal(403, "WebSocket upgrades must arrive over https (X-Forwarded-Proto)")
+            return Refusal(403, "streams must arrive over https (X-Forwarded-Proto)")
     elif config.require_tls and not request.tls:
-        return Refusal(403, "WebSocket upgrades must use wss://")
+        return Refusal(403, "streams must use TLS (wss:// or https://)")
     if not origin_allowed(config, request.headers.get("origin"), request.headers.get("host")):
         return Refusal(403, "origin not allowed")
     return None

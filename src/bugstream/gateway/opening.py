@@ -17,7 +17,12 @@ from bugstream.domain.tickets import TicketLedger
 from bugstream.gateway.abuse import AbuseMonitor
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.connection import ClientInfo, Connection, FrameSink
-from bugstream.gateway.handshake import Refusal, UpgradeRequest, check_upgrade
+from bugstream.gateway.handshake import (
+    Refusal,
+    UpgradeRequest,
+    check_origin_and_transport,
+    check_upgrade,
+)
 from bugstream.gateway.hub import Hub
 from bugstream.gateway.messages import error_frame, message_frame, server_time
 from bugstream.gateway.telemetry import Telemetry
@@ -68,15 +73,19 @@ class Opener:
         #: Handshakes between the upgrade and the welcome (bounded by max_pending_handshakes).
         self.pending = 0
 
-    def check_upgrade(self, request: UpgradeRequest) -> Refusal | None:
-        """Whether to refuse the upgrade with an HTTP status (counted by that status)."""
-        refusal = self._upgrade_refusal(request)
+    def check_upgrade(self, request: UpgradeRequest, *, websocket: bool = True) -> Refusal | None:
+        """Whether to refuse the upgrade (or, `websocket=False`, the SSE stream) with an HTTP
+        status (counted by that status)."""
+        refusal = self._upgrade_refusal(request, websocket)
         if refusal is not None:
             self.telemetry.connection_refused(f"http_{refusal.status}")
         return refusal
 
-    def _upgrade_refusal(self, request: UpgradeRequest) -> Refusal | None:
-        refusal = check_upgrade(self.config, request)
+    def _upgrade_refusal(self, request: UpgradeRequest, websocket: bool) -> Refusal | None:
+        if websocket:
+            refusal = check_upgrade(self.config, request)
+        else:
+            refusal = check_origin_and_transport(self.config, request)
         if refusal is not None:
             return refusal
         if not self.accepting:

@@ -27,7 +27,7 @@ from bugstream.auth.tokens import TokenConfig, issue_token
 from bugstream.domain.enums import Role
 from bugstream.domain.models import User, UserCreate
 from bugstream.gateway.gateway import Gateway
-from bugstream.server import uvicorn_config
+from bugstream.server import StreamingServer, uvicorn_config
 from bugstream.services import users
 from bugstream.services.context import ServiceContext
 from bugstream.settings import Settings
@@ -230,7 +230,7 @@ async def live_server(
     settings = live_settings(**overrides)
     app = create_app(settings, ctx=ctx)
     config = uvicorn_config(app, settings)
-    server = uvicorn.Server(config)
+    server = StreamingServer(config, app)
     task = asyncio.create_task(server.serve())
     try:
         await _wait_started(server)
