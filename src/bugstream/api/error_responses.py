@@ -50,7 +50,21 @@ _EXTRA_FIELDS: dict[int, dict[str, Any]] = {
         )
     },
     429: {"retry_after": (float, Field(description="Seconds to wait before trying again"))},
-    409: {"fields": (list[FieldProblem] | None, Field(default=None))},
+    409: {
+        "fields": (list[FieldProblem] | None, Field(default=None)),
+        "last_event_id": (
+            int | None,
+            Field(default=None, description="resync_required: the `after` asked for"),
+        ),
+        "oldest_event_id": (
+            int | None,
+            Field(default=None, description="resync_required: the oldest event still kept"),
+        ),
+        "latest_event_id": (
+            int | None,
+            Field(default=None, description="resync_required: the newest event relayed"),
+        ),
+    },
 }
 
 _DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -66,6 +80,7 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.MESSAGE_TOO_LARGE: "the body is over BUGSTREAM_MAX_REQUEST_BYTES",
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: "the body is not declared as application/json",
     ErrorCode.RATE_LIMITED: "too many attempts; see Retry-After",
+    ErrorCode.RESYNC_REQUIRED: "events after `after` are no longer kept: refetch state",
     ErrorCode.INTERNAL_ERROR: "a fault in bugstream (logged)",
 }
 
