@@ -365,6 +365,9 @@ def create_app(
         app.state.runtime = runtime
         try:
             await runtime.start()
+            assert runtime.gateway is not None
+            # GET /api/v1/events reads through the gateway's replay path (gateway/history.py).
+            app.state.event_history = runtime.gateway.history
         except BaseException:
             # What started before the failure (the relay, the bus, loops) must not run on.
             await runtime.stop()
@@ -399,7 +402,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestCounterMiddleware, registry=registry)
     add_cors(app, settings)
-    app.include_router(api_router())
+    app.include_router(api_router(history_max_limit=settings.history_max_limit))
     app.include_router(web_router())
     app.include_router(api_docs_router(app.openapi_url or "/openapi.json"))
     app.include_router(operations.router)

@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     replay_window_events: int = Field(default=10_000, ge=1)
     replay_window_seconds: float = Field(default=3600.0, gt=0)
     relay_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    #: The most events one page of GET /api/v1/events may ask for (`limit`).
+    history_max_limit: int = Field(default=1000, ge=1, le=10_000)
 
     # Reminders
     reminders_enabled: bool = True

@@ -55,7 +55,21 @@ _EXTRA_FIELDS: dict[int, dict[str, Any]] = {
             Field(default=None, description="rate_limited: seconds to wait before trying again"),
         )
     },
-    409: {"fields": (list[FieldProblem] | None, Field(default=None))},
+    409: {
+        "fields": (list[FieldProblem] | None, Field(default=None)),
+        "last_event_id": (
+            int | None,
+            Field(default=None, description="resync_required: the `after` asked for"),
+        ),
+        "oldest_event_id": (
+            int | None,
+            Field(default=None, description="resync_required: the oldest event still kept"),
+        ),
+        "latest_event_id": (
+            int | None,
+            Field(default=None, description="resync_required: the newest event relayed"),
+        ),
+    },
 }
 
 _DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -74,7 +88,7 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.TOO_MANY_CONNECTIONS: "the user has the most streams allowed open",
     ErrorCode.BLOCKED: "too many violations: blocked for a while",
     ErrorCode.SERVICE_UNAVAILABLE: "the server is at its connection limit, or stopping",
-    ErrorCode.RESYNC_REQUIRED: "the events after this id are no longer kept",
+    ErrorCode.RESYNC_REQUIRED: "events after `after` are no longer kept: refetch state",
     ErrorCode.METHOD_NOT_ALLOWED: "the path has no such method",
     ErrorCode.UNKNOWN_EVENT_TYPE: "no such message type",
     ErrorCode.INTERNAL_ERROR: "a fault in bugstream (logged)",

@@ -14,10 +14,12 @@ from bugstream.api.routes import (
     stream,
     users,
 )
+from bugstream.api.routes.events import events_router
 
 
-def api_router() -> APIRouter:
+def api_router(*, history_max_limit: int = 1000) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     for module in (auth, users, projects, bugs, comments, notifications, admin, stream):
         router.include_router(module.router)
+    router.include_router(events_router(history_max_limit))
     return router

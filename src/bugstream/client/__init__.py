@@ -28,6 +28,7 @@ from bugstream.client.errors import (
     error_from_payload,
 )
 from bugstream.client.events import Event, EventPayload, RawPayload, Skipped, parse_event
+from bugstream.client.history import EventsPage, fetch_events, history
 from bugstream.client.state import ConnectionState, Phase
 from bugstream.client.subscription import Subscription, Subscriptions
 from bugstream.client.tokens import TokenProvider
@@ -66,6 +67,7 @@ __all__ = [
     "EventName",
     "EventPayload",
     "EventType",
+    "EventsPage",
     "Forbidden",
     "Handler",
     "Membership",
@@ -87,5 +89,7 @@ __all__ = [
     "User",
     "ValidationFailed",
     "error_from_payload",
+    "fetch_events",
+    "history",
     "parse_event",
 ]

@@ -8,6 +8,7 @@ causes it and what a client should do. Exception tree::
     ├── NotFound                   not_found
     ├── Forbidden                  forbidden
     ├── Conflict                   conflict
+    ├── ResyncRequired             resync_required, with the positions
     └── AuthError                  invalid_token, token_expired
 """
 
@@ -127,3 +128,21 @@ class AuthError(BugstreamError):
     """The token or credentials are not acceptable; `code` says which way."""
 
     code = ErrorCode.INVALID_TOKEN
+
+
+class ResyncRequired(BugstreamError):
+    """Events after `last_event_id` are no longer kept: the reader must refetch state over REST,
+    then go on from `latest_event_id` (the same fields as /ws's `resync_required` message)."""
+
+    code = ErrorCode.RESYNC_REQUIRED
+
+    def __init__(self, last_event_id: int, oldest_event_id: int, latest_event_id: int) -> None:
+        super().__init__(
+            "events after last_event_id are no longer kept; "
+            "refetch state over REST, then follow from latest_event_id",
+            details={
+                "last_event_id": last_event_id,
+                "oldest_event_id": oldest_event_id,
+                "latest_event_id": latest_event_id,
+            },
+        )

@@ -33,6 +33,7 @@ from bugstream.gateway.commands import COMMANDS, validate_payload
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.connection import Connection, FrameSink
 from bugstream.gateway.handshake import Refusal, UpgradeRequest
+from bugstream.gateway.history import StreamHistory
 from bugstream.gateway.hub import Hub
 from bugstream.gateway.messages import (
     Inbound,
@@ -111,6 +112,7 @@ class Gateway:
             telemetry=self.telemetry,
             revoke=self.revoke,
         )
+        self.history = StreamHistory(hub=self.hub, replays=self.replays)
         self.opener = Opener(
             hub=self.hub,
             tokens=tokens,

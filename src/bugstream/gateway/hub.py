@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import assert_never
 
+from bugstream.domain.audience import may_see
 from bugstream.domain.catalog import ACCESS_CHANGING, CATALOG, Scope
 from bugstream.domain.enums import Role, UserStatus
 from bugstream.domain.events import Event, EventName, EventType
@@ -319,20 +320,13 @@ class Hub:
         self._access_log_floor = position
 
     def visible(self, conn: Connection, event: Event) -> bool:
-        """Whether `conn` may see `event` now and wants it (for replays)."""
+        """Whether `conn` may see `event` now and wants it (for replays; the REST history
+        applies the same rule, `may_see`, to the caller's access)."""
         if not conn.subscription.wants(event, conn.user_id):
             return False
-        scope = CATALOG[event.type].scope
-        if scope is Scope.PROJECT:
-            if conn.user_id in self._admins:
-                return True
-            access = self._users.get(conn.user_id)
-            return access is not None and event.project_id in access.projects
-        if scope is Scope.PERSONAL:
-            return event.user_id == conn.user_id
-        if scope is Scope.USER:
-            return event.user_id == conn.user_id or conn.user_id in self._admins
-        assert_never(scope)
+        access = self._users.get(conn.user_id)
+        projects = access.projects if access is not None else ()
+        return may_see(conn.user_id, conn.user_id in self._admins, projects, event)
 
     def hold(self, conn: Connection) -> None:
         """Keep live events for `conn` aside until `release` (a replay goes first)."""
