@@ -450,6 +450,15 @@ export interface ClientOptions {
   refreshMargin?: number;
   /** a WebSocket class: globalThis.WebSocket by default (Node 20: the `ws` package's) */
   WebSocket?: WebSocketConstructor | typeof globalThis.WebSocket;
+  /**
+   * "auto" (default): WebSocket, and the SSE fallback (`GET /api/v1/events/stream`) once
+   * `fallbackAfter` connections in a row failed before any welcome over WebSocket;
+   * "websocket" or "sse": only that one.
+   */
+  transport?: "auto" | "websocket" | "sse";
+  fallbackAfter?: number;
+  /** fetch, for the SSE fallback: globalThis.fetch by default */
+  fetch?: typeof globalThis.fetch;
   random?: () => number;
   now?: () => number;
   setTimeout?: (fn: () => void, ms: number) => unknown;
@@ -524,6 +533,170 @@ export interface BugstreamClient {
  * expiry, never before half the time left. Tests may replace `WebSocket`, `random`, `now`,
  * `setTimeout` and `clearTimeout`.
  */
+/** How a refused SSE stream (an HTTP status and error code) maps to `/ws` close codes. */
+const SSE_REFUSALS: Readonly<Record<string, number>> = Object.freeze({
+  invalid_token: 4001,
+  token_expired: 4002,
+  blocked: 4004,
+  too_many_connections: 4102,
+  service_unavailable: 4103,
+});
+
+export interface SseSocketOptions {
+  fetch?: typeof globalThis.fetch;
+  /** the bearer token for the messages the client sends (commands, ping, subscribe...) */
+  token?: () => Promise<string | null> | string | null;
+}
+
+/**
+ * The SSE fallback as a `WebSocketLike`: `GET /api/v1/events/stream` (read with fetch, so the
+ * token can go in a header) brings the server's messages; `send` posts each client message to
+ * `POST /api/v1/events/stream/{connection_id}` and its answer arrives on the stream. A refused
+ * stream or a server close (`event: close`) ends as a WebSocket would, with the same close
+ * codes, so the client's reconnect rules apply unchanged. Messages go in order, one at a time.
+ */
+export class SseSocket implements WebSocketLike {
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  private readonly _base: string;
+  private readonly _fetch: typeof globalThis.fetch;
+  private readonly _token: () => Promise<string | null> | string | null;
+  private readonly _abort = new AbortController();
+  private _connectionId: string | null = null;
+  private _closed = false;
+  private _outbox: Promise<void> = Promise.resolve();
+
+  /** `url`: the `/ws` URL the client would open (its query carries token or ticket). */
+  constructor(url: string, options: SseSocketOptions = {}) {
+    const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    if (typeof fetchImpl !== "function") throw new TypeError("the SSE fallback needs fetch");
+    this._fetch = fetchImpl;
+    const stream = new URL(url);
+    stream.protocol = stream.protocol === "wss:" ? "https:" : "http:";
+    const token = stream.searchParams.get("token");
+    stream.searchParams.delete("token"); // a header, not the URL
+    this._token = options.token ?? (() => token);
+    stream.pathname = stream.pathname.replace(/\/ws$/, "") + "/api/v1/events/stream";
+    this._base = stream.origin + stream.pathname;
+    void this._run(stream.toString(), token);
+  }
+
+  send(data: string): void {
+    if (this._closed) return;
+    this._outbox = this._outbox.then(() => this._post(data));
+  }
+
+  close(code = 1000, reason = ""): void {
+    this._end(code, reason);
+    this._abort.abort();
+  }
+
+  private async _run(url: string, token: string | null): Promise<void> {
+    let code = 1006;
+    let reason = "the stream ended";
+    try {
+      const headers: Record<string, string> = { Accept: "text/event-stream" };
+      if (token) headers.Authorization = `Bearer ${token}`;
+      const response = await this._fetch(url, {
+        headers,
+        signal: this._abort.signal,
+        cache: "no-store",
+      });
+      if (!response.ok || response.body === null) {
+        const body = await response.json().catch(() => null);
+        const error = body?.payload;
+        if (error) this._deliver(JSON.stringify(body)); // as /ws sends it before closing
+        code = SSE_REFUSALS[error?.code] ?? 1006;
+        reason = error?.message ?? `HTTP ${response.status}`;
+        return;
+      }
+      const closing = await this._read(response.body);
+      if (closing) ({ code, reason } = closing);
+    } catch (error) {
+      reason = String(error);
+    } finally {
+      this._end(code, reason);
+    }
+  }
+
+  /** Dispatch each event of the stream; the server's close, if it sent one. */
+  private async _read(
+    body: ReadableStream<Uint8Array>,
+  ): Promise<{ code: number; reason: string } | null> {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return null;
+      buffer += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let kind = "message";
+        const data: string[] = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("data: ")) data.push(line.slice(6));
+          else if (line.startsWith("event: ")) kind = line.slice(7);
+        }
+        if (data.length === 0) continue; // a heartbeat (comment) or only an id
+        const text = data.join("\n");
+        if (kind === "close") {
+          const { code = 1006, reason = "" } = JSON.parse(text);
+          return { code, reason };
+        }
+        this._deliver(text);
+      }
+    }
+  }
+
+  private _deliver(text: string): void {
+    if (this._connectionId === null) {
+      try {
+        const message = JSON.parse(text);
+        if (message?.type === "welcome") this._connectionId = message.payload?.connection_id;
+      } catch {
+        // not JSON: the client ignores it too
+      }
+    }
+    if (!this._closed) this.onmessage?.({ data: text });
+  }
+
+  private async _post(data: string): Promise<void> {
+    if (this._closed || this._connectionId === null) return;
+    try {
+      const token = await this._token();
+      const headers: Record<string, string> = { "Content-Type": "application/json" };
+      if (token) headers.Authorization = `Bearer ${token}`;
+      const response = await this._fetch(`${this._base}/${this._connectionId}`, {
+        method: "POST",
+        headers,
+        body: data,
+      });
+      if (response.status === 404) {
+        // The stream is not open on the instance that answered: start again.
+        this.close(1006, "the stream is gone");
+      } else if (!response.ok) {
+        // Refused before the stream saw it: answer the message here, with its request id.
+        const body = await response.json().catch(() => null);
+        const request = JSON.parse(data);
+        const payload = { ...(body?.payload ?? {}), request_id: request?.request_id };
+        this._deliver(JSON.stringify({ type: "error", payload }));
+      }
+    } catch (error) {
+      this.close(1006, String(error));
+    }
+  }
+
+  private _end(code: number, reason: string): void {
+    if (this._closed) return;
+    this._closed = true;
+    this.onclose?.({ code, reason });
+  }
+}
+
 export class BugstreamClient extends EventTarget {
   readonly url: string;
   readonly backoff: Backoff;
@@ -541,6 +714,13 @@ export class BugstreamClient extends EventTarget {
   private _refreshRatio: number;
   private _refreshMargin: number;
   private _WebSocket: WebSocketConstructor;
+  private _transport: "auto" | "websocket" | "sse";
+  private _fallbackAfter: number;
+  private _fetch: typeof globalThis.fetch | undefined;
+  /** the transport of the next connection, and failures in a row before a welcome on it */
+  private _usingSse: boolean;
+  private _webSocketWorked: boolean;
+  private _failuresBeforeWelcome: number;
   private _random: () => number;
   private _now: () => number;
   private _setTimeout: (fn: () => void, ms: number) => unknown;
@@ -580,6 +760,9 @@ export class BugstreamClient extends EventTarget {
       refreshRatio = 0.8,
       refreshMargin = 30000,
       WebSocket: WebSocketImpl = globalThis.WebSocket,
+      transport = "auto",
+      fallbackAfter = 2,
+      fetch: fetchImpl = globalThis.fetch?.bind(globalThis),
       random = Math.random,
       now = () => Date.now(),
       setTimeout: setTimer = (fn: () => void, ms: number) => globalThis.setTimeout(fn, ms),
@@ -618,6 +801,12 @@ export class BugstreamClient extends EventTarget {
     this._refreshRatio = refreshRatio;
     this._refreshMargin = refreshMargin;
     this._WebSocket = WebSocketImpl as WebSocketConstructor;
+    this._transport = transport;
+    this._fallbackAfter = fallbackAfter;
+    this._fetch = fetchImpl;
+    this._usingSse = transport === "sse";
+    this._webSocketWorked = false;
+    this._failuresBeforeWelcome = 0;
     this._random = random;
     this._now = now;
     this._setTimeout = setTimer;
@@ -651,6 +840,11 @@ export class BugstreamClient extends EventTarget {
   }
 
   /** The id of the newest event received (persist it to resume in a later page). */
+  /** The transport in use, or of the next connection: "websocket" or "sse" (the fallback). */
+  get transport(): "websocket" | "sse" {
+    return this._usingSse ? "sse" : "websocket";
+  }
+
   get lastEventId(): number | null {
     return this._lastEventId;
   }
@@ -928,7 +1122,12 @@ export class BugstreamClient extends EventTarget {
     if (this._stopped || this._ws !== null) return;
     let ws: WebSocketLike;
     try {
-      ws = new this._WebSocket(this._streamUrl(credential));
+      ws = this._usingSse
+        ? new SseSocket(this._streamUrl(credential), {
+            fetch: this._fetch,
+            token: () => this._tokenForConnect(),
+          })
+        : new this._WebSocket(this._streamUrl(credential));
     } catch (error) {
       this._afterClose({ code: null, reason: String(error), welcomed: false });
       return;
@@ -999,6 +1198,8 @@ export class BugstreamClient extends EventTarget {
   private _onWelcome(ws: WebSocketLike, payload: Welcome): void {
     this._cancel("open");
     this._welcomed = true;
+    this._failuresBeforeWelcome = 0;
+    if (!this._usingSse) this._webSocketWorked = true;
     this._welcome = payload;
     this._failures = 0;
     this._tokenRetryUsed = false;
@@ -1080,6 +1281,22 @@ export class BugstreamClient extends EventTarget {
       return;
     }
     this._failures += 1;
+    if (!welcomed) this._failuresBeforeWelcome += 1;
+    if (
+      this._transport === "auto" &&
+      !this._usingSse &&
+      !this._webSocketWorked &&
+      this._failuresBeforeWelcome >= this._fallbackAfter
+    ) {
+      // WebSockets never got through (a proxy or network that blocks them): the same stream
+      // over plain HTTP from now on, at once.
+      this._usingSse = true;
+      console.warn("bugstream: WebSockets fail here; using the SSE fallback");
+      this._failures = 0;
+      this._setState(Phase.RECONNECTING, { attempt: 1, closeCode: code, reason });
+      this._open();
+      return;
+    }
     if (this._failures > this.backoff.maxAttempts) {
       this._goOffline(new ReconnectFailed(this.backoff.maxAttempts, { closeCode: code, reason }));
       return;

@@ -239,6 +239,149 @@ export function subscriptionWants(subscription, message, userId) {
  * expiry, never before half the time left. Tests may replace `WebSocket`, `random`, `now`,
  * `setTimeout` and `clearTimeout`.
  */
+/** How a refused SSE stream (an HTTP status and error code) maps to `/ws` close codes. */
+const SSE_REFUSALS = Object.freeze({
+  invalid_token: 4001,
+  token_expired: 4002,
+  blocked: 4004,
+  too_many_connections: 4102,
+  service_unavailable: 4103,
+});
+/**
+ * The SSE fallback as a `WebSocketLike`: `GET /api/v1/events/stream` (read with fetch, so the
+ * token can go in a header) brings the server's messages; `send` posts each client message to
+ * `POST /api/v1/events/stream/{connection_id}` and its answer arrives on the stream. A refused
+ * stream or a server close (`event: close`) ends as a WebSocket would, with the same close
+ * codes, so the client's reconnect rules apply unchanged. Messages go in order, one at a time.
+ */
+export class SseSocket {
+  /** `url`: the `/ws` URL the client would open (its query carries token or ticket). */
+  constructor(url, options = {}) {
+    this.onmessage = null;
+    this.onclose = null;
+    this.onerror = null;
+    this._abort = new AbortController();
+    this._connectionId = null;
+    this._closed = false;
+    this._outbox = Promise.resolve();
+    const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    if (typeof fetchImpl !== "function") throw new TypeError("the SSE fallback needs fetch");
+    this._fetch = fetchImpl;
+    const stream = new URL(url);
+    stream.protocol = stream.protocol === "wss:" ? "https:" : "http:";
+    const token = stream.searchParams.get("token");
+    stream.searchParams.delete("token"); // a header, not the URL
+    this._token = options.token ?? (() => token);
+    stream.pathname = stream.pathname.replace(/\/ws$/, "") + "/api/v1/events/stream";
+    this._base = stream.origin + stream.pathname;
+    void this._run(stream.toString(), token);
+  }
+  send(data) {
+    if (this._closed) return;
+    this._outbox = this._outbox.then(() => this._post(data));
+  }
+  close(code = 1000, reason = "") {
+    this._end(code, reason);
+    this._abort.abort();
+  }
+  async _run(url, token) {
+    let code = 1006;
+    let reason = "the stream ended";
+    try {
+      const headers = { Accept: "text/event-stream" };
+      if (token) headers.Authorization = `Bearer ${token}`;
+      const response = await this._fetch(url, {
+        headers,
+        signal: this._abort.signal,
+        cache: "no-store",
+      });
+      if (!response.ok || response.body === null) {
+        const body = await response.json().catch(() => null);
+        const error = body?.payload;
+        if (error) this._deliver(JSON.stringify(body)); // as /ws sends it before closing
+        code = SSE_REFUSALS[error?.code] ?? 1006;
+        reason = error?.message ?? `HTTP ${response.status}`;
+        return;
+      }
+      const closing = await this._read(response.body);
+      if (closing) ({ code, reason } = closing);
+    } catch (error) {
+      reason = String(error);
+    } finally {
+      this._end(code, reason);
+    }
+  }
+  /** Dispatch each event of the stream; the server's close, if it sent one. */
+  async _read(body) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return null;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let kind = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("data: ")) data.push(line.slice(6));
+          else if (line.startsWith("event: ")) kind = line.slice(7);
+        }
+        if (data.length === 0) continue; // a heartbeat (comment) or only an id
+        const text = data.join("\n");
+        if (kind === "close") {
+          const { code = 1006, reason = "" } = JSON.parse(text);
+          return { code, reason };
+        }
+        this._deliver(text);
+      }
+    }
+  }
+  _deliver(text) {
+    if (this._connectionId === null) {
+      try {
+        const message = JSON.parse(text);
+        if (message?.type === "welcome") this._connectionId = message.payload?.connection_id;
+      } catch {
+        // not JSON: the client ignores it too
+      }
+    }
+    if (!this._closed) this.onmessage?.({ data: text });
+  }
+  async _post(data) {
+    if (this._closed || this._connectionId === null) return;
+    try {
+      const token = await this._token();
+      const headers = { "Content-Type": "application/json" };
+      if (token) headers.Authorization = `Bearer ${token}`;
+      const response = await this._fetch(`${this._base}/${this._connectionId}`, {
+        method: "POST",
+        headers,
+        body: data,
+      });
+      if (response.status === 404) {
+        // The stream is not open on the instance that answered: start again.
+        this.close(1006, "the stream is gone");
+      } else if (!response.ok) {
+        // Refused before the stream saw it: answer the message here, with its request id.
+        const body = await response.json().catch(() => null);
+        const request = JSON.parse(data);
+        const payload = { ...(body?.payload ?? {}), request_id: request?.request_id };
+        this._deliver(JSON.stringify({ type: "error", payload }));
+      }
+    } catch (error) {
+      this.close(1006, String(error));
+    }
+  }
+  _end(code, reason) {
+    if (this._closed) return;
+    this._closed = true;
+    this.onclose?.({ code, reason });
+  }
+}
 export class BugstreamClient extends EventTarget {
   constructor(url, options = {}) {
     super();
@@ -257,6 +400,9 @@ export class BugstreamClient extends EventTarget {
       refreshRatio = 0.8,
       refreshMargin = 30000,
       WebSocket: WebSocketImpl = globalThis.WebSocket,
+      transport = "auto",
+      fallbackAfter = 2,
+      fetch: fetchImpl = globalThis.fetch?.bind(globalThis),
       random = Math.random,
       now = () => Date.now(),
       setTimeout: setTimer = (fn, ms) => globalThis.setTimeout(fn, ms),
@@ -294,6 +440,12 @@ export class BugstreamClient extends EventTarget {
     this._refreshRatio = refreshRatio;
     this._refreshMargin = refreshMargin;
     this._WebSocket = WebSocketImpl;
+    this._transport = transport;
+    this._fallbackAfter = fallbackAfter;
+    this._fetch = fetchImpl;
+    this._usingSse = transport === "sse";
+    this._webSocketWorked = false;
+    this._failuresBeforeWelcome = 0;
     this._random = random;
     this._now = now;
     this._setTimeout = setTimer;
@@ -323,6 +475,10 @@ export class BugstreamClient extends EventTarget {
     return this._state;
   }
   /** The id of the newest event received (persist it to resume in a later page). */
+  /** The transport in use, or of the next connection: "websocket" or "sse" (the fallback). */
+  get transport() {
+    return this._usingSse ? "sse" : "websocket";
+  }
   get lastEventId() {
     return this._lastEventId;
   }
@@ -548,7 +704,12 @@ export class BugstreamClient extends EventTarget {
     if (this._stopped || this._ws !== null) return;
     let ws;
     try {
-      ws = new this._WebSocket(this._streamUrl(credential));
+      ws = this._usingSse
+        ? new SseSocket(this._streamUrl(credential), {
+            fetch: this._fetch,
+            token: () => this._tokenForConnect(),
+          })
+        : new this._WebSocket(this._streamUrl(credential));
     } catch (error) {
       this._afterClose({ code: null, reason: String(error), welcomed: false });
       return;
@@ -617,6 +778,8 @@ export class BugstreamClient extends EventTarget {
   _onWelcome(ws, payload) {
     this._cancel("open");
     this._welcomed = true;
+    this._failuresBeforeWelcome = 0;
+    if (!this._usingSse) this._webSocketWorked = true;
     this._welcome = payload;
     this._failures = 0;
     this._tokenRetryUsed = false;
@@ -685,6 +848,22 @@ export class BugstreamClient extends EventTarget {
       return;
     }
     this._failures += 1;
+    if (!welcomed) this._failuresBeforeWelcome += 1;
+    if (
+      this._transport === "auto" &&
+      !this._usingSse &&
+      !this._webSocketWorked &&
+      this._failuresBeforeWelcome >= this._fallbackAfter
+    ) {
+      // WebSockets never got through (a proxy or network that blocks them): the same stream
+      // over plain HTTP from now on, at once.
+      this._usingSse = true;
+      console.warn("bugstream: WebSockets fail here; using the SSE fallback");
+      this._failures = 0;
+      this._setState(Phase.RECONNECTING, { attempt: 1, closeCode: code, reason });
+      this._open();
+      return;
+    }
     if (this._failures > this.backoff.maxAttempts) {
       this._goOffline(new ReconnectFailed(this.backoff.maxAttempts, { closeCode: code, reason }));
       return;
