@@ -276,8 +276,7 @@ class Hub:
                 if len(self._access_log) == self._access_log.maxlen:
                     self._access_log_floor = self._access_log[0].event_id
                 self._before_delivery(event)
-            item = outgoing(event)
-            size = len(item[0])
+            plain = outgoing(event)
             recipients = 0
             for conn in self._audience(event):
                 if event_id <= conn.skip_through or conn.closed:
@@ -289,6 +288,9 @@ class Hub:
                     continue
                 conn.delivered_through = event_id
                 recipients += 1
+                # permessage-deflate: compressed once (on first need), shared by all.
+                item = plain.for_window(conn.deflate_bits) if conn.deflate_bits else plain
+                size = len(item.frame)
                 if conn.held is not None:  # behind a replay: counts toward its backlog
                     conn.held.append(item)
                     conn.held_bytes += size
@@ -344,7 +346,7 @@ class Hub:
         held, conn.held = conn.held, None
         conn.held_bytes = 0
         for item in held or ():
-            self._enqueue(conn, item, len(item[0]))
+            self._enqueue(conn, item, len(item.frame))
 
     def send(self, conn: Connection, frame: bytes) -> None:
         """Queue a reply for one connection (ack, error, pong...): ahead of its events."""
@@ -357,7 +359,8 @@ class Hub:
     def send_outgoing(self, conn: Connection, item: Outgoing) -> None:
         """Queue one encoded event for one connection (a replay), in order with its other
         events; the frame is shared by every connection it is replayed to."""
-        self._enqueue(conn, item, len(item[0]))
+        item = item.for_window(conn.deflate_bits)
+        self._enqueue(conn, item, len(item.frame))
 
     def _enqueue(self, conn: Connection, item: Outgoing, size: int) -> None:
         if conn.closed:
