@@ -2,7 +2,8 @@
 
 Contract:
 - `dispatch(events)` must be called with every event, in event-id order, exactly once. It
-  encodes each event once, appends the frame to the pending list of every connection in its
+  encodes each event once (and compresses it once, if a recipient negotiated
+  permessage-deflate), appends the frame to the pending list of every connection in its
   audience, and schedules one flush pass. Per connection, frames keep event-id order.
 - Audiences come from memory: `_project_users` holds, for each project, the connected users
   who are members; admins see every project. Access-changing events (membership, user role or
@@ -277,6 +278,7 @@ class Hub:
                     self._access_log_floor = self._access_log[0].event_id
                 self._before_delivery(event)
             plain = outgoing(event)
+            packed = None  # its permessage-deflate variant, made for the first that needs it
             recipients = 0
             for conn in self._audience(event):
                 if event_id <= conn.skip_through or conn.closed:
@@ -288,8 +290,12 @@ class Hub:
                     continue
                 conn.delivered_through = event_id
                 recipients += 1
-                # permessage-deflate: compressed once (on first need), shared by all.
-                item = plain.for_window(conn.deflate_bits) if conn.deflate_bits else plain
+                item = plain
+                if conn.deflate_bits:
+                    if packed is None:
+                        packed = plain.deflated()
+                    if packed.window_bits <= conn.deflate_bits:
+                        item = packed
                 size = len(item.frame)
                 if conn.held is not None:  # behind a replay: counts toward its backlog
                     conn.held.append(item)
