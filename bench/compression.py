@@ -19,8 +19,10 @@ import asyncio
 import math
 import random
 import shutil
+import timeit
 from typing import Any
 
+import orjson
 from common import (
     Driver,
     Recorder,
@@ -37,6 +39,8 @@ from common import (
     seed,
 )
 from fanout import calibrate, run_phase
+
+from bugstream.gateway.compression import deflate_message
 
 OFFER = "permessage-deflate; client_max_window_bits"
 
@@ -135,12 +139,38 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         print(f"running with compression {'on' if compression else 'off'} ...", flush=True)
         results.append(await run_mode(compression, args, users, db_url, workdir))
     shutil.rmtree(workdir, ignore_errors=True)
-    return {"benchmark": "compression", "environment": env, "args": vars(args), "results": results}
+    return {
+        "benchmark": "compression",
+        "environment": env,
+        "args": vars(args),
+        "results": results,
+        "compress_us_per_event": compress_cost(args.description_bytes),
+    }
+
+
+def compress_cost(size: int) -> float:
+    """Microseconds the server spends compressing one such event (once, for all recipients),
+    timed in this process on an envelope like the server's."""
+    envelope = orjson.dumps(
+        {
+            "type": "bug_report",
+            "event": "created",
+            "payload": {
+                "id": 1, "project_id": 1, "title": "bench 1", "description": description(size),
+                "status": "open", "priority": "medium", "reporter_id": 2, "assignee_id": None,
+                "created_at": "2026-12-03T16:00:00Z", "updated_at": "2026-12-03T16:00:00Z",
+            },
+            "event_id": 1,
+        }
+    )  # fmt: skip
+    rounds = 2000
+    return timeit.timeit(lambda: deflate_message(envelope), number=rounds) / rounds * 1e6
 
 
 def report(data: dict[str, Any]) -> None:
     env = data["environment"]
     print(f"\n{env['date']}  cpus {env['cpus']}  load average at start {env['loadavg_at_start']}")
+    print(f"compressing one event: {data['compress_us_per_event']:.1f} µs (once per event)")
     rows = [row for result in data["results"] for row in result["phases"]]
     print_table(
         "permessage-deflate: per delivery",
