@@ -32,13 +32,16 @@ class RawSocket:
         self.reader = reader
         self.writer = writer
         self.headers: dict[str, str] = {}
+        self.welcome: dict[str, Any] = {}
 
     @classmethod
-    async def open(cls, live: LiveServer, token: str, extensions: str | None) -> RawSocket:
+    async def open(
+        cls, live: LiveServer, token: str, extensions: str | None, query: str = ""
+    ) -> RawSocket:
         reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
         offer = f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else ""
         writer.write(
-            f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{live.port}\r\n"
+            f"GET /ws?token={token}{query} HTTP/1.1\r\nHost: 127.0.0.1:{live.port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
             f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{offer}\r\n".encode()
         )
@@ -51,7 +54,8 @@ class RawSocket:
             name, _, value = line.partition(":")
             sock.headers[name.strip().lower()] = value.strip()
         first, welcome = await sock.frame()
-        assert first == 0x81 and orjson.loads(welcome)["type"] == "welcome"
+        sock.welcome = orjson.loads(welcome)
+        assert first == 0x81 and sock.welcome["type"] == "welcome"
         return sock
 
     async def frame(self) -> tuple[int, bytes]:
@@ -137,6 +141,24 @@ async def test_a_large_event_arrives_compressed_and_the_same_for_every_recipient
         finally:
             for s in (first, second, plain):
                 s.close()
+
+
+async def test_a_replayed_event_arrives_compressed(factory: Factory) -> None:
+    dev = await factory.user(Role.DEVELOPER)
+    project = await factory.project(dev)
+    async with live_server(factory.ctx) as live:
+        token = live.token_for(dev)
+        before = await RawSocket.open(live, token, None)
+        position = before.welcome["payload"]["latest_event_id"]
+        before.close()
+        await post_bug(live, dev, project.id, LONG)
+        sock = await RawSocket.open(live, token, OFFER, query=f"&last_event_id={position}")
+        try:
+            first, payload = await sock.event()
+            assert first == 0xC1, "the replay cache's events are compressed like live ones"
+            assert orjson.loads(message(first, payload))["payload"]["description"] == LONG
+        finally:
+            sock.close()
 
 
 async def test_compressed_commands_are_understood(factory: Factory) -> None:
