@@ -15,8 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from websockets.extensions.permessage_deflate import PerMessageDeflate
-
+from bugstream.client import Client
 from bugstream.domain.enums import Role
 from tests.conftest import skip_or_fail
 from tests.support.factory import Factory
@@ -94,28 +93,27 @@ async def test_node_ws_negotiates_compression_and_gets_every_event_intact(
     assert seen["pong"], "the compressed ping was understood"
 
 
-async def test_the_python_sdks_websockets_negotiates_compression(factory: Factory) -> None:
-    """The SDK connects with `websockets.connect`'s defaults (bugstream/client/outcome.py),
-    which offer permessage-deflate; this is that client."""
+async def test_the_python_sdk_negotiates_compression(factory: Factory) -> None:
+    """`bugstream.client.Client` connects with `websockets.connect`'s defaults, which offer
+    permessage-deflate: the server agrees, events of every size arrive intact, and the
+    commands it sends (websockets compresses every message) are answered."""
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
-    async with live_server(factory.ctx) as live:
-        client = await live.connect(dev)
-        [extension] = client.ws.protocol.extensions
-        assert isinstance(extension, PerMessageDeflate)
-        assert extension.local_no_context_takeover and extension.remote_no_context_takeover
+    async with (
+        live_server(factory.ctx) as live,
+        Client(live.ws_url, token=live.token_for(dev)) as client,
+    ):
         [conn] = live.gateway.hub.connections()
-        assert conn.deflate_bits == 15
-        async with live.http(dev) as http:
-            for description in (LONG, "short"):
-                response = await http.post(
-                    "/api/v1/bugs",
-                    json={"project_id": project.id, "title": "Crash", "description": description},
-                )
-                assert response.status_code == 201
+        assert conn.deflate_bits == 15, "compression was negotiated"
         for description in (LONG, "short"):
-            event = await client.expect_event("bug_report", "created")
-            assert event["payload"]["description"] == description
-        # websockets compresses every message it sends: a deflated command is answered.
-        ack = await client.command("subscribe", {"projects": [project.id]}, request_id="sdk")
-        assert ack["type"] == "ack", ack
+            bug = await client.send(
+                "bug_report.create",
+                {"project_id": project.id, "title": "Crash", "description": description},
+            )
+            assert bug["description"] == description
+        received = []
+        async for event in client.events():
+            received.append(event.raw["description"])
+            if len(received) == 2:
+                break
+        assert received == [LONG, "short"]
