@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -429,6 +430,7 @@ def _title_seq(message: bytes) -> int | None:
 
 _KEY = base64.b64encode(b"bugstream-bench!").decode()
 _MASK = b"\x00\x00\x00\x00"
+_SYNC_TAIL = b"\x00\x00\xff\xff"  # what permessage-deflate leaves off each message
 
 
 class WSClient(asyncio.Protocol):
@@ -439,9 +441,14 @@ class WSClient(asyncio.Protocol):
     event: its seq (from the bug title), event id and arrival time.
     """
 
-    def __init__(self, index: int, rec: Recorder) -> None:
+    def __init__(self, index: int, rec: Recorder, *, offer: str = "") -> None:
         self.index = index
         self.rec = rec
+        #: A Sec-WebSocket-Extensions offer ("permessage-deflate"): compressed frames (RSV1)
+        #: are then inflated before they are read.
+        self.offer = offer
+        #: Bytes read from the socket (frames with their headers), over the connection's life.
+        self.received_bytes = 0
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.upgraded = False
@@ -475,6 +482,7 @@ class WSClient(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic()
+        self.received_bytes += len(data)
         buf = self.buf
         buf += data
         if not self.upgraded:
@@ -511,6 +519,8 @@ class WSClient(asyncio.Protocol):
                 break
             payload = bytes(buf[start : start + length])
             pos = start + length
+            if b0 & 0x40:  # permessage-deflate, no context takeover: each message on its own
+                payload = zlib.decompressobj(wbits=-15).decompress(payload + _SYNC_TAIL)
             self._frame(b0 & 0x0F, payload, now)
         if pos:
             del buf[:pos]
@@ -591,7 +601,9 @@ class WSClient(asyncio.Protocol):
         request = (
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {_KEY}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
+            + (f"Sec-WebSocket-Extensions: {self.offer}\r\n" if self.offer else "")
+            + "\r\n"
         )
         self.transport.write(request.encode())
         try:

@@ -144,6 +144,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         shutdown_grace=settings.shutdown_grace_seconds,
         access_load_concurrency=max(1, settings.db_pool_size // 2),
         max_pending_handshakes=settings.ws_max_pending_handshakes,
+        compression=settings.ws_compression,
     )
 
 

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     ws_allowed_origins: list[str] = Field(default_factory=list)
     #: How long a connection ticket (POST /api/v1/auth/ws-ticket) may wait to be spent.
     ws_ticket_ttl_seconds: float = Field(default=30.0, gt=0, le=300)
+    #: permessage-deflate (RFC 7692) on /ws for clients that offer it; off: never negotiated.
+    ws_compression: bool = True
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
 
     # PostgreSQL change capture (rows changed by other programs become events)

@@ -44,7 +44,7 @@ async def test_clients_resuming_from_one_cursor_share_one_read_and_one_encoding(
     assert [e.event_id for e, _ in batches[0]] == list(range(6, 16))
     assert all(b is batches[0] for b in batches)
     # Frames are the ones the live path would send.
-    assert [frame for _, (frame, _, _) in batches[0]] == [encode_event(e) for e, _ in batches[0]]
+    assert [item.frame for _, item in batches[0]] == [encode_event(e) for e, _ in batches[0]]
     assert await cache.after(5) is batches[0]
     assert log.reads == [5]
 

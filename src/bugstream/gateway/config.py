@@ -50,3 +50,5 @@ class GatewayConfig:
     #: Handshakes being authenticated at once; more are refused with HTTP 503 (clients retry
     #: with backoff) rather than queued past the point where they would time out.
     max_pending_handshakes: int = 256
+    #: Negotiate permessage-deflate (RFC 7692) with clients that offer it.
+    compression: bool = True

@@ -20,13 +20,46 @@ from typing import Protocol
 from bugstream.domain.catalog import CATALOG, Scope
 from bugstream.domain.enums import Role
 from bugstream.domain.events import Event
+from bugstream.gateway.compression import deflate_message
+from bugstream.gateway.frames import frame_payload
 
 #: The most event bytes one flush hands to a transport (replies are never held back).
 WRITE_WINDOW = 256 * 1024
 
-#: An event on its way out: (frame, conflation key or None, event id). One per event,
-#: shared by all its recipients.
-Outgoing = tuple[bytes, object, int]
+
+class Outgoing:
+    """An event on its way out: its frame, conflation key (or None) and id. One per event,
+    shared by all its recipients; its permessage-deflate variant is made on first use, once,
+    and shared by every recipient that negotiated compression."""
+
+    __slots__ = ("_deflated", "event_id", "frame", "key", "window_bits")
+
+    def __init__(self, frame: bytes, key: object, event_id: int, window_bits: int = 0) -> None:
+        self.frame = frame
+        self.key = key
+        self.event_id = event_id
+        #: The LZ77 window (as bits) the frame's compression needs; 0: not compressed.
+        self.window_bits = window_bits
+        self._deflated: Outgoing | None = None
+
+    def deflated(self) -> Outgoing:
+        """The compressed variant (this item itself when compression does not pay)."""
+        deflated = self._deflated
+        if deflated is None:
+            packed = deflate_message(frame_payload(self.frame))
+            deflated = self
+            if packed is not None:
+                deflated = Outgoing(packed[0], self.key, self.event_id, packed[1])
+            self._deflated = deflated
+        return deflated
+
+    def for_window(self, window_bits: int) -> Outgoing:
+        """The variant for a connection whose compressed messages may use a window of
+        `window_bits` (0: compression not negotiated)."""
+        if not window_bits:
+            return self
+        deflated = self.deflated()
+        return deflated if deflated.window_bits <= window_bits else self
 
 
 class FrameSink(Protocol):
@@ -100,6 +133,7 @@ class Connection:
         "buffered",
         "closed",
         "control",
+        "deflate_bits",
         "delivered_through",
         "dirty",
         "drain_waiter",
@@ -133,6 +167,9 @@ class Connection:
         self.paused = False
         #: Writes made so far: a client whose count moves is taking what it is sent.
         self.writes = 0
+        #: permessage-deflate: the largest window (bits) our compressed messages may use with
+        #: this client; 0: not negotiated (plain frames only).
+        self.deflate_bits = 0
         self.subscription = Subscription()
         self.control: list[bytes] = []
         self.pending: list[Outgoing] = []
@@ -178,13 +215,13 @@ class Connection:
             self.pending = []
             self.pending_bytes = 0
             self.writes += 1
-            self.write(pending[0][0])
+            self.write(pending[0].frame)
             return 1
         if not control and not pending:
             return 0
         if self.pending_bytes <= WRITE_WINDOW:
             parts = control
-            parts.extend([item[0] for item in pending])
+            parts.extend([item.frame for item in pending])
             self.control = []
             self.pending = []
             self.pending_bytes = 0
@@ -195,8 +232,8 @@ class Connection:
             for item in pending:
                 if size >= WRITE_WINDOW and taken:
                     break
-                parts.append(item[0])
-                size += len(item[0])
+                parts.append(item.frame)
+                size += len(item.frame)
                 taken += 1
             self.control = []
             self.pending = pending[taken:]
@@ -212,10 +249,10 @@ class Connection:
         kept: list[Outgoing] = []
         dropped: list[int] = []
         for item in reversed(self.pending):
-            key = item[1]
+            key = item.key
             if key is not None:
                 if key in seen:
-                    dropped.append(item[2])
+                    dropped.append(item.event_id)
                     continue
                 seen.add(key)
             kept.append(item)
@@ -223,7 +260,7 @@ class Connection:
             kept.reverse()
             self.pending = kept
             self.pending_bytes = sum(len(f) for f in self.control) + sum(
-                len(item[0]) for item in kept
+                len(item.frame) for item in kept
             )
             dropped.reverse()
         return dropped

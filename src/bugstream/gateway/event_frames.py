@@ -21,7 +21,7 @@ def outgoing(event: Event) -> Outgoing:
     key = (
         (event.type, event.payload.get("id")) if (event.type, event.event) in CONFLATABLE else None
     )
-    return (encode_event(event), key, event.event_id)
+    return Outgoing(encode_event(event), key, event.event_id)
 
 
 def skipped_frame(event_ids: list[int]) -> bytes:

@@ -2,7 +2,8 @@
 
 Contract:
 - `dispatch(events)` must be called with every event, in event-id order, exactly once. It
-  encodes each event once, appends the frame to the pending list of every connection in its
+  encodes each event once (and compresses it once, if a recipient negotiated
+  permessage-deflate), appends the frame to the pending list of every connection in its
   audience, and schedules one flush pass. Per connection, frames keep event-id order.
 - Audiences come from memory: `_project_users` holds, for each project, the connected users
   who are members; admins see every project. Access-changing events (membership, user role or
@@ -277,8 +278,8 @@ class Hub:
                 if len(self._access_log) == self._access_log.maxlen:
                     self._access_log_floor = self._access_log[0].event_id
                 self._before_delivery(event)
-            item = outgoing(event)
-            size = len(item[0])
+            plain = outgoing(event)
+            packed = None  # its permessage-deflate variant, made for the first that needs it
             recipients = 0
             for conn in self._audience(event):
                 if event_id <= conn.skip_through or conn.closed:
@@ -290,6 +291,13 @@ class Hub:
                     continue
                 conn.delivered_through = event_id
                 recipients += 1
+                item = plain
+                if conn.deflate_bits:
+                    if packed is None:
+                        packed = plain.deflated()
+                    if packed.window_bits <= conn.deflate_bits:
+                        item = packed
+                size = len(item.frame)
                 if conn.held is not None:  # behind a replay: counts toward its backlog
                     conn.held.append(item)
                     conn.held_bytes += size
@@ -338,7 +346,7 @@ class Hub:
         held, conn.held = conn.held, None
         conn.held_bytes = 0
         for item in held or ():
-            self._enqueue(conn, item, len(item[0]))
+            self._enqueue(conn, item, len(item.frame))
 
     def send(self, conn: Connection, frame: bytes) -> None:
         """Queue a reply for one connection (ack, error, pong...): ahead of its events."""
@@ -351,7 +359,8 @@ class Hub:
     def send_outgoing(self, conn: Connection, item: Outgoing) -> None:
         """Queue one encoded event for one connection (a replay), in order with its other
         events; the frame is shared by every connection it is replayed to."""
-        self._enqueue(conn, item, len(item[0]))
+        item = item.for_window(conn.deflate_bits)
+        self._enqueue(conn, item, len(item.frame))
 
     def _enqueue(self, conn: Connection, item: Outgoing, size: int) -> None:
         if conn.closed:

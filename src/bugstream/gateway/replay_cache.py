@@ -97,7 +97,7 @@ class ReplayCache:
         for event in events:
             item = outgoing(event)
             batch.append((event, item))
-            size += len(item[0])
+            size += len(item.frame)
             if size >= self._max_batch_bytes:
                 break
         return batch
@@ -129,4 +129,4 @@ class ReplayCache:
 
 
 def _size(batch: Batch) -> int:
-    return sum(len(item[0]) for _, item in batch)
+    return sum(len(item.frame) for _, item in batch)

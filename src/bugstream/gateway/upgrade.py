@@ -90,12 +90,14 @@ def parse_upgrade(head: bytes) -> UpgradeHead:
     return UpgradeHead(target, headers)
 
 
-def accept_response(head: UpgradeHead) -> bytes:
-    """The 101 answer to a valid opening handshake."""
+def accept_response(head: UpgradeHead, extensions: str | None = None) -> bytes:
+    """The 101 answer to a valid opening handshake; `extensions`: the agreed
+    `Sec-WebSocket-Extensions` value, if any."""
     accept = accept_key(head.headers["sec-websocket-key"])
+    agreed = f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else ""
     return (
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n{agreed}\r\n"
     ).encode()
 
 

@@ -22,6 +22,7 @@ from websockets.server import ServerProtocol
 
 from bugstream.domain.errors import ErrorCode
 from bugstream.domain.protocol import CloseCode
+from bugstream.gateway.compression import negotiate
 from bugstream.gateway.connection import Connection
 from bugstream.gateway.gateway import Gateway
 from bugstream.gateway.handshake import UpgradeRequest
@@ -62,6 +63,7 @@ class GatewayProtocol(asyncio.Protocol):
         self._closing = False
         self._tls = False
         self._peer = "unknown"
+        self._deflate_bits = 0  # permessage-deflate's window for our messages; 0: off
 
     # ---- asyncio.Protocol -------------------------------------------------------------------
 
@@ -150,8 +152,16 @@ class GatewayProtocol(asyncio.Protocol):
         if refusal is not None:
             self._refuse_upgrade(refusal.status, refusal.reason)
             return False
+        deflate = None
+        if self.gateway.config.compression:
+            deflate = negotiate(request.headers.get("sec-websocket-extensions"))
+        if deflate is not None:
+            # Inbound compressed frames are inflated by ServerProtocol; outbound frames come
+            # compressed from the hub (the extension's own encoder is used for no data frame).
+            self.ws.extensions = [deflate.extension]
+            self._deflate_bits = deflate.window_bits
         assert self.transport is not None
-        self.transport.write(accept_response(request))
+        self.transport.write(accept_response(request, deflate.response if deflate else None))
         task = asyncio.get_running_loop().create_task(self._open(upgrade))
         self._opening = task
         self._server_tasks.add(task)
@@ -188,6 +198,7 @@ class GatewayProtocol(asyncio.Protocol):
         conn.write = self.transport.write
         conn.buffered = self.transport.get_write_buffer_size
         conn.paused = self._paused
+        conn.deflate_bits = self._deflate_bits
         early, self._early = self._early, []
         for message in early:
             self.gateway.receive(conn, message)
