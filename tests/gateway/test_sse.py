@@ -238,3 +238,16 @@ async def test_a_server_shutdown_ends_a_stream_with_a_close_event() -> None:
             server.server.should_exit = True
             close = await stream.until(lambda e: e.event == "close", timeout=10)
     assert close.data == {"code": 1001, "reason": "server shutting down"}
+
+
+async def test_a_reading_client_that_sends_nothing_is_not_cut_for_silence() -> None:
+    """A plain EventSource only reads: taking the heartbeats keeps its stream open past the
+    idle timeout that closes a silent socket (4100)."""
+    async with live_server(ws_ping_interval_seconds=0.2, ws_idle_timeout_seconds=1.0) as server:
+        dev = await server.create_user("dev")
+        async with open_stream(server, dev) as stream:
+            await stream.next()
+            await asyncio.sleep(2.5)
+            received = [stream.events.get_nowait() for _ in range(stream.events.qsize())]
+            assert [e for e in received if e.event == "close"] == []
+            assert len(stream.comments) >= 5

@@ -29,7 +29,7 @@ from tests.web.browser import chromium
 from tests.web.server import Site, ok
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Page, ViewportSize
+    from playwright.sync_api import Browser, Locator, Page, ViewportSize, WebSocketRoute
 
 README_SCREENSHOT = Path(__file__).parents[2] / "docs" / "screenshots" / "board.png"
 LIVE = 1000  # ms: how soon a change must show on the other board
@@ -354,5 +354,56 @@ def test_the_board_loads_over_rest_when_the_websocket_is_refused(
         expect(page.locator("#project-select option:checked")).to_have_text("Web app")
         expect(page.locator(".card").first).to_be_visible(timeout=5_000)
         expect(page.locator("#connection")).not_to_have_text("connected")
+    finally:
+        context.close()
+
+
+def test_the_board_works_over_the_sse_fallback_when_websockets_fail(
+    boards: Boards, browser: Browser, world: World
+) -> None:
+    """Issue 14.3: where every WebSocket fails (here Chromium's own sockets are cut by the
+    page's router before they reach the server), the JS client switches to
+    `GET /api/v1/events/stream` by itself: the board connects, shows what others do live, and
+    its own commands (filing a bug) go over `POST /api/v1/events/stream/{id}`."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda error: boards.errors.append(f"fallback: {error}"))
+        sockets: list[str] = []
+        streams: list[str] = []
+
+        def cut(ws: WebSocketRoute) -> None:
+            sockets.append(ws.url)
+            ws.close()
+
+        page.route_web_socket(re.compile(r".*/ws.*"), cut)
+        page.on(
+            "request",
+            lambda r: streams.append(r.method) if "/api/v1/events/stream" in r.url else None,
+        )
+        page.goto(f"{world.site.url}/?reconnectDelay=200&jitter=0")
+        page.fill("#login-form input[name=username]", "dana")
+        page.fill("#login-form input[name=password]", world.site.passwords["dana"])
+        page.click("#login-form button[type=submit]")
+        expect(page.locator("#connection")).to_have_text("connected", timeout=10_000)
+        assert len(sockets) >= 2 and "GET" in streams  # two WebSockets failed, then SSE
+
+        rex = boards.open("rex")
+        title = "Filed while dana is on the fallback"
+        rex.fill("#new-bug-form input[name=title]", title)
+        rex.click("#new-bug-form button[type=submit]")
+        seen = page.locator('.column[data-status="open"] .card', has_text=title)
+        expect(seen).to_be_visible(timeout=LIVE)
+
+        own = "Filed over the fallback"
+        page.fill("#new-bug-form input[name=title]", own)
+        page.click("#new-bug-form button[type=submit]")
+        expect(rex.locator('.column[data-status="open"] .card', has_text=own)).to_be_visible(
+            timeout=LIVE
+        )
+        expect(page.locator('.column[data-status="open"] .card', has_text=own)).to_be_visible()
+        assert "POST" in streams  # the command went as a message on the stream
     finally:
         context.close()

@@ -202,7 +202,7 @@ class Gateway:
         if refusal is not None:
             code = _REFUSAL_CODES.get(refusal.status, ErrorCode.SERVICE_UNAVAILABLE)
             return BugstreamError(refusal.reason, code=code)
-        sink = SseSink(self.hub.writable_again)
+        sink = SseSink(self.hub.writable_again, self.activity)
         conn = await self.opener.open(sink, request)
         if conn is None:
             return sink.refusal()

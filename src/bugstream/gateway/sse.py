@@ -10,7 +10,10 @@ rewrite is the price of the fallback, not of the WebSocket path.
 Flow control mirrors a transport's: the sink's queue stands for the socket buffer. Above
 `HIGH_WATER` queued bytes the connection is paused (the hub queues, conflates and counts the
 backlog, and cuts a client that stops reading with `slow_consumer`); once the response has
-drained below `LOW_WATER` the hub is told it is writable again. Heartbeats are SSE comments.
+drained below `LOW_WATER` the hub is told it is writable again. Heartbeats are SSE comments;
+a client that takes them (or anything) counts as active, as a socket's client does by sending:
+a plain `EventSource` sends nothing, and must not be cut for silence (a client that stops
+reading is cut as a slow consumer; one that vanished without a word, when TCP gives up).
 A server-side close is a last event, `event: close` with `{"code", "reason"}` (the WebSocket
 close codes: docs/errors.md), then the end of the response.
 """
@@ -69,8 +72,14 @@ def sse_event(message: bytes) -> bytes:
 class SseSink:
     """A `FrameSink` whose socket is an HTTP response body (see the module docstring)."""
 
-    def __init__(self, writable_again: Callable[[Connection], None]) -> None:
+    def __init__(
+        self,
+        writable_again: Callable[[Connection], None],
+        taken: Callable[[Connection], None],
+    ) -> None:
         self._writable_again = writable_again
+        #: Told each time the client took what was written (it reads, so it is alive).
+        self._taken = taken
         self._queue: deque[bytes] = deque()
         self._queued = 0
         self._ready = asyncio.Event()
@@ -130,7 +139,10 @@ class SseSink:
             yield chunk  # returns once the server took it: that is the backpressure
             self._queued -= len(chunk)
             conn = self.conn
-            if conn is not None and conn.paused and self._queued <= LOW_WATER:
+            if conn is None:
+                continue
+            self._taken(conn)
+            if conn.paused and self._queued <= LOW_WATER:
                 conn.paused = False
                 self._writable_again(conn)
 
