@@ -118,6 +118,9 @@ export function world(options = {}, randoms = null) {
   const client = new BugstreamClient("ws://bugstream.test/ws", {
     token: "token-1",
     WebSocket: Socket,
+    // These scenarios script WebSocket failures; the SSE fallback is tested on its own
+    // (test_auto_transport_*), and end to end in test_board_e2e.py.
+    transport: "websocket",
     random,
     now: clock.now,
     setTimeout: clock.setTimeout,

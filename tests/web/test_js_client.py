@@ -140,6 +140,68 @@ def test_full_jitter_draws_each_delay_between_zero_and_its_bound(page: Page) -> 
     assert delays == [500, 2000, 6000, 0, 32000]
 
 
+def test_auto_transport_falls_back_to_sse_after_websockets_fail_before_any_welcome(
+    page: Page,
+) -> None:
+    """Issue 14.3: two connections in a row fail before a welcome, none ever got through:
+    the next one is the SSE stream, at once, with the token in a header, not the URL."""
+    result = run(
+        page,
+        """
+        const fetched = [];
+        const fetch = (url, init) => {
+          fetched.push([String(url), init.headers.Authorization ?? null]);
+          return new Promise(() => {});  // the stream stays open
+        };
+        const w = world({
+          transport: "auto", fallbackAfter: 2, fetch,
+          backoff: { initial: 100, jitter: false },
+        });
+        w.connect();
+        await flush();
+        const before = w.client.transport;
+        w.sockets[0].drop();
+        await w.clock.advance(100);
+        w.last().drop();
+        await flush();
+        return { before, after: w.client.transport, sockets: w.sockets.length, fetched };
+        """,
+    )
+    assert result == {
+        "before": "websocket",
+        "after": "sse",
+        "sockets": 2,
+        "fetched": [["http://bugstream.test/api/v1/events/stream", "Bearer token-1"]],
+    }
+
+
+def test_auto_transport_stays_on_websockets_that_once_worked(page: Page) -> None:
+    """A WebSocket that was welcomed and then keeps failing is a network problem, not a
+    blocked protocol: the client goes on retrying WebSockets."""
+    result = run(
+        page,
+        """
+        const fetched = [];
+        const w = world({
+          transport: "auto", fallbackAfter: 2,
+          fetch: (url) => { fetched.push(String(url)); return new Promise(() => {}); },
+          backoff: { initial: 100, jitter: false },
+        });
+        w.connect();
+        await flush();
+        w.sockets[0].welcome(w.clock);
+        w.sockets[0].drop();
+        for (let i = 0; i < 3; i += 1) {
+          await w.clock.advance(100 * 2 ** i);
+          w.last().drop();
+        }
+        await flush();
+        return { transport: w.client.transport, sockets: w.sockets.length, fetched };
+        """,
+    )
+    assert result == {"transport": "websocket", "sockets": 4, "fetched": []}
+
+
 def test_backoff_is_configurable(page: Page) -> None:
     result = run(
         page,
