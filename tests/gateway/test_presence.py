@@ -24,6 +24,7 @@ from bugstream.domain.models import MembershipAdd, Project, User
 from bugstream.services import projects
 from tests.support.factory import Factory
 from tests.support.live import Client, LiveServer, live_server
+from tests.support.presence import presence_messages
 
 
 @pytest.fixture
@@ -34,18 +35,11 @@ async def server() -> AsyncIterator[LiveServer]:
 
 async def presence(client: Client, quiet: float = 0.4) -> list[tuple[str, int, int, Any]]:
     """`(event, project, user, bug report)` of every presence message until `quiet`."""
-    found: list[tuple[str, int, int, Any]] = []
-    while True:
-        try:
-            message = await client.next(quiet)
-        except TimeoutError:
-            return found
-        if message["type"] == "presence":
-            assert "event_id" not in message  # state, not history: never replayed
-            p = message["payload"]
-            found.append(
-                (message["event"], p["project_id"], p["user"]["id"], p.get("bug_report_id"))
-            )
+    return [
+        (m["event"], p["project_id"], p["user"]["id"], p.get("bug_report_id"))
+        for m in await presence_messages(client, quiet)
+        if (p := m["payload"])
+    ]
 
 
 async def snapshot(server: LiveServer, user: User, project: Project) -> dict[str, Any]:
