@@ -9,7 +9,8 @@ which bug report, as `presence` messages to the project's audience and as
   `not_found`; closing the viewing connection ends the view.
 - GET lists exactly that; a non-member gets 404; a removed member drops out of the list and
   out of the audience at once.
-- `presence.view` counts against the message rate limit like every message.
+- `presence.view` counts against the message rate limit like every message; an SSE stream
+  counts as a connection.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from bugstream.domain.enums import Role
 from bugstream.domain.models import MembershipAdd, Project, User
 from bugstream.services import projects
+from tests.gateway.test_sse import open_stream
 from tests.support.factory import Factory
 from tests.support.live import Client, LiveServer, live_server
 from tests.support.presence import presence_messages
@@ -192,3 +194,14 @@ async def test_presence_view_counts_against_the_message_rate_limit() -> None:
         limited = await client.command("presence.view", {"bug_report_id": None}, "r3")
         assert limited["payload"]["code"] == "rate_limited", limited
         assert viewing(await snapshot(s, alice, project)) == {bug.id: ["alice"]}
+
+
+async def test_an_sse_stream_counts_as_a_connection(server: LiveServer) -> None:
+    _, (alice, bob, _), project = await cast(server)
+    watcher = await server.connect(alice)
+    await presence(watcher)
+    async with open_stream(server, bob) as stream:
+        assert (await stream.next()).data["type"] == "welcome"
+        assert await presence(watcher) == [("joined", project.id, bob.id, None)]
+        assert online(await snapshot(server, alice, project)) == {"alice": 1, "bob": 1}
+    assert await presence(watcher, quiet=1.0) == [("left", project.id, bob.id, None)]
