@@ -4,6 +4,7 @@
 - An instance that stalled past its TTL and was reaped by the other writes its entries again
   at its next refresh: its users are `joined` again, and counted once.
 - A store that stops reports its users as `left` at once (no TTL to wait for).
+- An entry regrouped after a membership change leaves only the projects it names now.
 """
 
 from __future__ import annotations
@@ -98,3 +99,17 @@ async def test_a_stopping_instance_s_users_leave_at_once(pair: tuple[Instance, I
     await b.take(2)
     await a.store.stop()
     assert await b.take(2) == [("stopped_viewing", 7, (1,), 40), ("left", 7, (1,), None)]
+
+
+async def test_a_regrouped_entry_leaves_only_its_current_projects(
+    pair: tuple[Instance, Instance],
+) -> None:
+    a, b = pair
+    await a.store.connect("c1", PresenceEntry(7, "bob", (1, 2)))
+    await a.store.view("c1", 40, 2)
+    await b.take(2)
+    await a.store.regroup("c1", (2,))  # removed from project 1: nothing to report
+    await a.store.regroup("c1", ())
+    await a.store.regroup("c1", (2,))
+    await a.store.disconnect("c1")
+    assert await b.take(2) == [("stopped_viewing", 7, (2,), 40), ("left", 7, (2,), None)]

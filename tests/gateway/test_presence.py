@@ -168,7 +168,7 @@ async def test_a_removed_member_drops_out_of_the_list_and_out_of_the_audience(
 ) -> None:
     factory, (alice, bob, dave), project = await cast(server)
     removed = await server.connect(bob)
-    await server.connect(alice)
+    watcher = await server.connect(alice)
     await presence(removed)
     await projects.remove_member(server.ctx, await factory.admin(), project.id, bob.id)
     await removed.expect_event("membership", "removed")
@@ -179,6 +179,9 @@ async def test_a_removed_member_drops_out_of_the_list_and_out_of_the_audience(
     )
     await server.connect(dave)
     assert await presence(removed) == []  # no longer in the project's audience
+    await presence(watcher)
+    await removed.close()
+    assert await presence(watcher) == []  # nor is his going offline told to it
 
 
 async def test_presence_view_counts_against_the_message_rate_limit() -> None:

@@ -52,6 +52,10 @@ class PresenceStore(PresenceReader, Protocol):
 
     async def disconnect(self, connection_id: str) -> None: ...
 
+    async def regroup(self, connection_id: str, project_ids: tuple[int, ...]) -> None:
+        """The user's projects changed (membership): later `left` goes to these. Reports
+        nothing by itself: the project's members see the membership event."""
+
 
 class MemoryPresence:
     def __init__(self) -> None:
@@ -107,6 +111,11 @@ class MemoryPresence:
             del self._online[entry.user_id]
             changes.append(_change(PresenceEvent.LEFT, entry))
         self._report(changes)
+
+    async def regroup(self, connection_id: str, project_ids: tuple[int, ...]) -> None:
+        entry = self._entries.get(connection_id)
+        if entry is not None:
+            self._entries[connection_id] = replace(entry, project_ids=project_ids)
 
     async def connections(self, user_ids: Collection[int]) -> dict[int, int]:
         return {u: self._online[u] for u in user_ids if u in self._online}

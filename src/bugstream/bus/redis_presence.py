@@ -35,6 +35,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Collection
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -82,6 +83,14 @@ local function drop(instance, conn)
   online_delta(e, -1)
   redis.call('HDEL', key, conn)
 end
+-- The entry of connection ARGV[4] of instance ARGV[3] (nil: none), and writing it back.
+local function load_entry()
+  local raw = redis.call('HGET', P .. 'conns:' .. ARGV[3], ARGV[4])
+  return raw and cjson.decode(raw) or nil
+end
+local function save_entry(e)
+  redis.call('HSET', P .. 'conns:' .. ARGV[3], ARGV[4], cjson.encode(e))
+end
 local function publish()
   if #out > 0 then redis.call('PUBLISH', ARGV[2], cjson.encode(out)) end
   return #out
@@ -113,23 +122,33 @@ return publish()
 _VIEW = (
     _COMMON
     + """
-local key = P .. 'conns:' .. ARGV[3]
-local raw = redis.call('HGET', key, ARGV[4])
-if not raw then return 0 end
-local e = cjson.decode(raw)
+local e = load_entry()
+if not e then return 0 end
 local bug = tonumber(ARGV[5])
 if e.b == bug then return 0 end
 view_delta(e, -1)
 e.b = bug
 e.bp = tonumber(ARGV[6])
 view_delta(e, 1)
-redis.call('HSET', key, ARGV[4], cjson.encode(e))
+save_entry(e)
 return publish()
 """
 )
 
 # ARGV: prefix, channel, instance, connection id.
 _DISCONNECT = _COMMON + "drop(ARGV[3], ARGV[4])\nreturn publish()\n"
+
+# ARGV: prefix, channel, instance, connection id, the user's projects (a JSON list).
+_REGROUP = (
+    _COMMON
+    + """
+local e = load_entry()
+if not e then return 0 end
+e.p = cjson.decode(ARGV[5])
+save_entry(e)
+return 0
+"""
+)
 
 # ARGV: prefix, channel, instance. Only if its liveness key is (still) gone.
 _REAP = (
@@ -166,6 +185,7 @@ class RedisPresence:
         self._view = redis.register_script(_VIEW)
         self._disconnect = redis.register_script(_DISCONNECT)
         self._reap = redis.register_script(_REAP)
+        self._regroup = redis.register_script(_REGROUP)
         self._local: dict[str, PresenceEntry] = {}  # this instance's entries, to re-assert
         self._on_change: OnChange = lambda changes: None
         self._listener: asyncio.Task[None] | None = None
@@ -214,8 +234,8 @@ class RedisPresence:
         entry = self._local.get(connection_id)
         if entry is None:
             return
-        self._local[connection_id] = PresenceEntry(
-            entry.user_id, entry.username, entry.project_ids, bug_report_id, project_id
+        self._local[connection_id] = replace(
+            entry, bug_report_id=bug_report_id, bug_project_id=project_id
         )
         bug = "" if bug_report_id is None else str(bug_report_id)
         project = "" if project_id is None else str(project_id)
@@ -224,6 +244,14 @@ class RedisPresence:
     async def disconnect(self, connection_id: str) -> None:
         self._local.pop(connection_id, None)
         await self._run(self._disconnect, self.instance_id, connection_id)
+
+    async def regroup(self, connection_id: str, project_ids: tuple[int, ...]) -> None:
+        entry = self._local.get(connection_id)
+        if entry is None:
+            return
+        self._local[connection_id] = replace(entry, project_ids=project_ids)
+        projects = orjson.dumps(list(project_ids)).decode()
+        await self._run(self._regroup, self.instance_id, connection_id, projects)
 
     async def connections(self, user_ids: Collection[int]) -> dict[int, int]:
         ids = list(user_ids)

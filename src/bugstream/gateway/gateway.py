@@ -156,6 +156,7 @@ class Gateway:
             try:
                 async for batch in self.bus.subscribe(self.hub.position):
                     self.hub.dispatch(batch)
+                    self.presence.follow_access(batch)
                 return
             except asyncio.CancelledError:
                 raise

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bugstream.bus.presence import PresenceEntry, PresenceStore
+from bugstream.domain.events import Event, EventType
 from bugstream.domain.models import EntityId
 from bugstream.domain.presence import PresenceChange
 from bugstream.domain.protocol import ServerMessage
@@ -67,6 +68,24 @@ class Presence:
         entry = PresenceEntry(conn.user_id, conn.info.username, projects)
         connection_id = conn.info.connection_id
         self._chain(connection_id, lambda: self.store.connect(connection_id, entry))
+
+    def follow_access(self, events: Iterable[Event]) -> None:
+        """After the hub applied them: a user connected here who joined or left a project has
+        their entries name their projects now, so that their `left` goes only where they are
+        still a member (a removed member's going offline is not told to that project)."""
+        for event in events:
+            if event.type is not EventType.MEMBERSHIP:
+                continue
+            access = self.hub.known_user(int(event.payload["user_id"]))
+            if access is None:
+                continue
+            projects = tuple(sorted(access.projects))
+            for conn in access.connections:
+                connection_id = conn.info.connection_id
+                self._chain(
+                    connection_id,
+                    partial(self.store.regroup, connection_id, projects),
+                )
 
     def closed(self, conn: Connection) -> None:
         connection_id = conn.info.connection_id

@@ -24,6 +24,11 @@ export function followPresence(client) {
   presence.viewing = null;
   client.addEventListener("presence", (e) => apply(e.detail));
   client.addEventListener("welcome", () => reload());
+  // A member added or removed: presence messages do not follow membership; the snapshot does.
+  client.addEventListener("event", (e) => {
+    const { type, payload } = e.detail;
+    if (type === "membership" && payload.project_id === presence.projectId) reload();
+  });
 }
 
 /** Called with every render: declare the open bug report, reload on a project change, draw. */
