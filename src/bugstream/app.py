@@ -24,7 +24,7 @@ from bugstream.api.router import api_router
 from bugstream.auth.passwords import hash_password, verify_password
 from bugstream.auth.tokens import TokenConfig
 from bugstream.bus.base import Bus
-from bugstream.bus.factory import create_bus, create_slots, create_tickets
+from bugstream.bus.factory import create_bus, create_presence, create_slots, create_tickets
 from bugstream.bus.slots import ConnectionSlots
 from bugstream.domain.enums import Role
 from bugstream.domain.models import User, UserCreate
@@ -226,6 +226,10 @@ class Runtime:
             position=await self.bus.last_event_id(),
             slots=self.slots,
             tickets=self.tickets,
+            # Who is online and viewing what, shared by every instance on the same bus.
+            presence=create_presence(
+                settings.bus_url, instance_ttl_seconds=settings.ws_instance_ttl_seconds
+            ),
             telemetry=self.telemetry,
         )
         await self.gateway.start()
@@ -369,6 +373,8 @@ def create_app(
             assert runtime.gateway is not None
             # GET /api/v1/events reads through the gateway's replay path (gateway/history.py).
             app.state.event_history = runtime.gateway.history
+            # GET /api/v1/projects/{id}/presence reads the gateway's presence store.
+            app.state.presence = runtime.gateway.presence.store
         except BaseException:
             # What started before the failure (the relay, the bus, loops) must not run on.
             await runtime.stop()

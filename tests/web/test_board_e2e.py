@@ -407,3 +407,30 @@ def test_the_board_works_over_the_sse_fallback_when_websockets_fail(
         assert "POST" in streams  # the command went as a message on the stream
     finally:
         context.close()
+
+
+def test_the_board_shows_who_is_online_and_who_else_views_the_open_bug(boards: Boards) -> None:
+    from playwright.sync_api import expect
+
+    dana = boards.open("dana")
+    online = dana.locator("#online-list .online-user")
+    expect(online).to_have_text(["dana"])
+    rex = boards.open("rex")
+    expect(online).to_have_text(["dana", "rex"], timeout=LIVE)
+    expect(rex.locator("#online-list .online-user")).to_have_text(["dana", "rex"])
+
+    # Both open the same bug: each sees the other viewing it, and not themselves.
+    first = dana.locator('.column[data-status="open"] .card').first
+    bug_id = first.get_attribute("data-bug-id")
+    first.locator("button").click()
+    expect(dana.locator("#detail-viewers")).to_be_hidden()
+    card(rex, "open", str(bug_id)).locator("button").click()
+    expect(dana.locator("#detail-viewers")).to_have_text("Also viewing: rex", timeout=LIVE)
+    expect(rex.locator("#detail-viewers")).to_have_text("Also viewing: dana", timeout=LIVE)
+
+    # rex closes the panel, then the board: he stops viewing, then goes offline.
+    rex.click("#detail-close")
+    expect(dana.locator("#detail-viewers")).to_be_hidden(timeout=LIVE)
+    rex.context.close()
+    boards.pages.remove(rex)
+    expect(online).to_have_text(["dana"], timeout=LIVE)

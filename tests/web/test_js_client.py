@@ -761,3 +761,49 @@ def test_reconnect_after_offline_and_close(page: Page) -> None:
     assert result["phase"] == "closed"
     assert result["closedWith"]["code"] == 1000
     assert result["sockets"] == 2
+
+
+def test_presence_messages_are_dispatched_and_the_view_is_renewed_after_a_reconnect(
+    page: Page,
+) -> None:
+    """Issue 14.1: a `presence` message has no event id: it reaches "presence" listeners, not
+    "event" ones, and does not move the resume point; the bug report declared with viewBug is
+    declared again after each welcome (the server forgets it with the connection)."""
+    result = run(
+        page,
+        """
+        const w = world({ backoff: { initial: 100, jitter: false } });
+        const seen = [];
+        w.client.addEventListener("presence", (e) => seen.push(e.detail));
+        w.connect();
+        await flush();
+        w.sockets[0].welcome(w.clock);
+        const viewing = outcome(w.client.viewBug(42));
+        await flush();
+        const first = w.sockets[0].sent.at(-1);
+        w.sockets[0].receive({ type: "ack", payload: { request_id: first.request_id,
+          command: "presence.view", result: { bug_report_id: 42, project_id: 3, shown: true } } });
+        w.sockets[0].receive({ type: "presence", event: "viewing",
+          payload: { project_id: 3, user: { id: 7, username: "bob" }, bug_report_id: 42 } });
+        await flush();
+        const before = w.client.lastEventId;
+        w.sockets[0].drop();
+        await w.clock.advance(100);
+        const second = w.last();
+        second.welcome(w.clock);
+        await flush();
+        return { viewed: viewing.ok, sent: first, seen, events: w.events, before,
+                 after: w.client.lastEventId, viewing: w.client.viewing,
+                 renewed: second.sent.map((m) => ({ type: m.type, payload: m.payload })) };
+        """,
+    )
+    assert result["viewed"] is True
+    assert result["sent"]["type"] == "presence.view"
+    assert result["sent"]["payload"] == {"bug_report_id": 42}
+    assert [(m["event"], m["payload"]["user"]["username"]) for m in result["seen"]] == [
+        ("viewing", "bob")
+    ]
+    assert result["events"] == []
+    assert result["before"] == result["after"]  # the resume point did not move
+    assert result["viewing"] == 42
+    assert result["renewed"] == [{"type": "presence.view", "payload": {"bug_report_id": 42}}]

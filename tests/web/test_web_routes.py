@@ -77,7 +77,10 @@ async def test_everything_the_page_loads_is_served(http: httpx.AsyncClient) -> N
         "/static/board.js",
         "/static/board.css",
         "/static/bugstream.js",
-        *(f"/static/board-{part}.js" for part in ("api", "dom", "load", "render", "state")),
+        *(
+            f"/static/board-{part}.js"
+            for part in ("api", "dom", "load", "presence", "render", "state")
+        ),
     }
     for path in sorted(wanted):
         assert (await http.get(path)).status_code == 200, path

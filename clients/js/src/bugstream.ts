@@ -37,6 +37,9 @@
  *   "state"       the connection state changed (see `describeState`)
  *   "welcome"     the server's welcome payload, on every (re)connection
  *   "event"       a bugstream event: {type, event, payload, event_id}
+ *   "presence"    who is online / viewing a bug report changed: {type: "presence", event,
+ *                 payload: {project_id, user: {id, username}, bug_report_id?}} (no event_id:
+ *                 state, not history; read GET /api/v1/projects/{id}/presence after "welcome")
  *   "resync"      the resync_required payload: events were missed, refetch state
  *   "servererror" an error payload that answers no command
  *   "token"       a new token is in use: {token, expiresAt}
@@ -465,11 +468,32 @@ export interface ClientOptions {
   clearTimeout?: (id: unknown) => void;
 }
 
+/** A `presence` message (docs/websocket.md, "Presence"): not an event, it has no event_id. */
+export interface PresenceMessage {
+  type: "presence";
+  event: "joined" | "left" | "viewing" | "stopped_viewing";
+  payload: {
+    project_id: number;
+    user: { id: number; username: string };
+    /** `viewing` and `stopped_viewing` only */
+    bug_report_id?: number;
+  };
+}
+
+/** The result of `viewBug`: whether the project's audience sees the view (an admin who is not
+ * a member of the project views unseen). */
+export interface PresenceView {
+  bug_report_id: number | null;
+  project_id: number | null;
+  shown: boolean;
+}
+
 /** The `detail` of each event the client dispatches. */
 export interface ClientEventMap {
   state: ConnectionState;
   welcome: Welcome;
   event: BugstreamEvent;
+  presence: PresenceMessage;
   resync: ResyncPayload;
   servererror: ErrorPayload;
   token: { token: string; expiresAt: number | null };
@@ -707,6 +731,7 @@ export class BugstreamClient extends EventTarget {
   private _ticketProvider: (() => Promise<string> | string) | null;
   private _lastEventId: number | null;
   private _subscription: Subscription | null;
+  private _viewing: number | null = null;
   private _commandTimeout: number;
   private _openTimeout: number;
   private _pingInterval: number;
@@ -1021,6 +1046,28 @@ export class BugstreamClient extends EventTarget {
     renewal.catch((error) => console.warn("bugstream: could not renew the subscription", error));
   }
 
+  // ---- presence -------------------------------------------------------------------------
+
+  /** The bug report this client shows now (null: none): others in its project see it, as
+   * `presence` `viewing`. Kept across reconnects (sent again after each welcome); rejects with
+   * a CommandError `not_found` for a bug report the user may not see. */
+  viewBug(bugReportId: number | null): Promise<PresenceView> {
+    this._viewing = bugReportId;
+    return this._command("presence.view", { bug_report_id: bugReportId });
+  }
+
+  /** The bug report declared with `viewBug`, or null. */
+  get viewing(): number | null {
+    return this._viewing;
+  }
+
+  private _renewView(): void {
+    if (this._viewing === null) return; // a new connection views nothing
+    this._command("presence.view", { bug_report_id: this._viewing }).catch((error) =>
+      console.warn("bugstream: could not renew the viewed bug report", error),
+    );
+  }
+
   // ---- commands -------------------------------------------------------------------------
 
   /** Send a command ("bug_report.create", ...); resolves with the ack's `result`, rejects
@@ -1173,6 +1220,9 @@ export class BugstreamClient extends EventTarget {
       case "ack":
         this._settle(payload.request_id, payload.result, null);
         break;
+      case "presence":
+        this._emit("presence", message as PresenceMessage);
+        break;
       case "error": {
         const entry = this._pending.get(payload.request_id);
         if (entry !== undefined) {
@@ -1216,6 +1266,7 @@ export class BugstreamClient extends EventTarget {
     this._schedulePing(ws);
     this._scheduleRefresh(ws);
     this._renewSubscription();
+    this._renewView();
     const waiting = this._waiting;
     this._waiting = [];
     for (const entry of waiting) this._transmit(entry);

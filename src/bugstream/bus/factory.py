@@ -8,6 +8,7 @@ A new backend is one module, one branch here, and a run of the contract suites
 from __future__ import annotations
 
 from bugstream.bus.base import Bus
+from bugstream.bus.presence import MemoryPresence, PresenceStore
 from bugstream.bus.slots import ConnectionSlots, MemorySlots
 from bugstream.domain.tickets import TicketLedger
 
@@ -40,6 +41,19 @@ def create_slots(url: str, *, lease_seconds: float, instance_ttl_seconds: float)
         from bugstream.bus.redis_slots import RedisSlots
 
         return RedisSlots.from_url(url, ttl=lease_seconds, instance_ttl=instance_ttl_seconds)
+    raise ValueError(f"unsupported bus URL {url!r}: use memory:// or redis://host:port/db")
+
+
+def create_presence(url: str, *, instance_ttl_seconds: float) -> PresenceStore:
+    """Who is online and viewing what: this process for `memory://`, every instance on the
+    same Redis for `redis://` (a killed instance's users vanish after `instance_ttl_seconds`)."""
+    scheme = _scheme(url)
+    if scheme == "memory":
+        return MemoryPresence()
+    if scheme in ("redis", "rediss"):
+        from bugstream.bus.redis_presence import RedisPresence
+
+        return RedisPresence.from_url(url, instance_ttl=instance_ttl_seconds)
     raise ValueError(f"unsupported bus URL {url!r}: use memory:// or redis://host:port/db")
 
 

@@ -29,6 +29,7 @@ from bugstream.client.errors import (
 )
 from bugstream.client.events import Event, EventPayload, RawPayload, Skipped, parse_event
 from bugstream.client.history import EventsPage, fetch_events, history
+from bugstream.client.presence import Presence, PresenceCallback, PresenceChange
 from bugstream.client.state import ConnectionState, Phase
 from bugstream.client.subscription import Subscription, Subscriptions
 from bugstream.client.tokens import TokenProvider
@@ -74,6 +75,9 @@ __all__ = [
     "NotFound",
     "Notification",
     "Phase",
+    "Presence",
+    "PresenceCallback",
+    "PresenceChange",
     "Project",
     "RawPayload",
     "ReconnectFailed",

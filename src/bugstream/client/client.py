@@ -41,6 +41,7 @@ from bugstream.client.errors import (
 from bugstream.client.events import Event
 from bugstream.client.inbound import route
 from bugstream.client.outcome import ABNORMAL_CLOSURE, Outcome, dial, http_retryable
+from bugstream.client.presence import Presence
 from bugstream.client.refresh import refresh_on_connection
 from bugstream.client.requests import PendingRequests
 from bugstream.client.state import ConnectionState, Phase
@@ -121,6 +122,7 @@ class Client:
         self._pending = PendingRequests(lambda: message_limit(self._welcome))
         #: The declared subscription: `await client.subscriptions.subscribe(projects=[3])`.
         self.subscriptions = Subscriptions(self.send, subscription)
+        self.presence = Presence(self.send)  # view_bug(), on_change: client/presence.py
         self._request_ids = itertools.count(1)
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -150,11 +152,9 @@ class Client:
         await self.close()
 
     async def connect(self) -> None:
-        """Start the session and wait for the first welcome.
-
-        Raises what ended the session if it never got there: `ConnectionRejected` (e.g. an
-        invalid token), `TokenExpired`, or `ReconnectFailed` after the backoff's attempts.
-        """
+        """Start the session and wait for the first welcome. Raises what ended the session if
+        it never got there: `ConnectionRejected` (e.g. an invalid token), `TokenExpired`, or
+        `ReconnectFailed` after the backoff's attempts."""
         if self._runner is None:
             if self._stopped:
                 raise ClientClosed("the client is closed")
@@ -262,8 +262,8 @@ class Client:
         events were missed beyond the server's window and no `on_resync` callback is set:
         refetch state, then iterate `events()` again to follow the stream on. A `skipped`
         notice (superseded states left out for a client that fell behind) goes to
-        `on_skipped` if set; the newer states it names arrive as events.
-        """
+        `on_skipped` if set; the newer states it names arrive as events. Presence messages
+        are not events: they go to `client.presence.on_change` callbacks."""
         async for event in self._delivery.events():
             yield event
 
@@ -311,9 +311,7 @@ class Client:
             self._ready.clear()
 
     def _stopped_error(self) -> BaseException:
-        if self._stop_error is not None:
-            return self._stop_error
-        return ClientClosed("the client is closed")
+        return self._stop_error or ClientClosed("the client is closed")
 
     # ---- the session ----------------------------------------------------------------------
 
@@ -422,6 +420,7 @@ class Client:
                     pending=self._pending,
                     outcome=outcome,
                     wants=self._wanted,
+                    presence=self.presence.receive,
                 )
         except ConnectionClosed as exc:
             if exc.rcvd is not None:
@@ -454,9 +453,9 @@ class Client:
                 self._delivery.processed_event_id = latest
         self._ws = ws
         self._ready.set()
-        renewal = self.subscriptions.renewal()
-        if renewal is not None:  # a new connection starts with everything: narrow it again
-            self._spawn(renewal)
+        for renewal in (self.subscriptions.renewal(), self.presence.renewal()):
+            if renewal is not None:  # a new connection starts afresh: declare them again
+                self._spawn(renewal)
         self._set_state(Phase.CONNECTED, connection_id=self.connection_id)
         if self._first_connect is not None and not self._first_connect.done():
             self._first_connect.set_result(None)

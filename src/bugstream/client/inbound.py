@@ -1,6 +1,7 @@
 """Routing what the server sends after the welcome: events to the application's queue (each
 once: ids at or below the last one seen are dropped), answers to the commands waiting for
-them, resync and skipped notices to the queue, other errors to the attempt's outcome."""
+them, resync and skipped notices to the queue, presence messages to `client.presence`, other
+errors to the attempt's outcome."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def route(
     pending: PendingRequests,
     outcome: Outcome,
     wants: Callable[[Event], bool] = lambda event: True,
+    presence: Callable[[dict[str, Any]], None] = lambda message: None,
 ) -> int | None:
     """Handle one message; returns the id a reconnect resumes after from now on. Events the
     declared subscription does not want are dropped here (they still count as received)."""
@@ -68,4 +70,6 @@ def route(
         )
         log.info("the server left out superseded events %s", list(skipped.event_ids))
         delivery.put(skipped)
+    elif kind == ServerMessage.PRESENCE:
+        presence(message)  # state, not an event: no id, never replayed (client/presence.py)
     return last_event_id

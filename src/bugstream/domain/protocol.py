@@ -60,6 +60,8 @@ class ServerMessage(StrEnum):
     SUBSCRIBED = "subscribed"
     RESYNC_REQUIRED = "resync_required"
     SKIPPED = "skipped"
+    #: who is online / viewing a bug report (no event_id: state, not history)
+    PRESENCE = "presence"
 
 
 class ClientMessage(StrEnum):
@@ -70,6 +72,8 @@ class ClientMessage(StrEnum):
     SUBSCRIBE = "subscribe"
     UNSUBSCRIBE = "unsubscribe"
     RESUME = "resume"
+    #: the bug report this connection is viewing (`bug_report_id`: null for none)
+    PRESENCE_VIEW = "presence.view"
 
 
 class Command(StrEnum):

@@ -22,6 +22,7 @@ from typing import Any
 from bugstream.auth.tokens import TokenConfig, verify_token
 from bugstream.background import cancel_and_wait
 from bugstream.bus.base import Bus, GapError
+from bugstream.bus.presence import MemoryPresence, PresenceStore
 from bugstream.bus.slots import ConnectionSlots, MemorySlots
 from bugstream.bus.tickets import MemoryTickets
 from bugstream.domain.errors import AuthError, BugstreamError, ErrorCode, Forbidden
@@ -46,6 +47,7 @@ from bugstream.gateway.messages import (
     server_time,
 )
 from bugstream.gateway.opening import Opener, iso
+from bugstream.gateway.presence import Presence
 from bugstream.gateway.ratelimit import RateLimiter
 from bugstream.gateway.replay import Replayer
 from bugstream.gateway.replay_cache import ReplayCache
@@ -74,6 +76,7 @@ class Gateway:
         position: int,
         slots: ConnectionSlots | None = None,
         tickets: TicketLedger | None = None,
+        presence: PresenceStore | None = None,
         telemetry: Telemetry | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -113,6 +116,7 @@ class Gateway:
             revoke=self.revoke,
         )
         self.history = StreamHistory(hub=self.hub, replays=self.replays)
+        self.presence = Presence(store=presence or MemoryPresence(), hub=self.hub, ctx=ctx)
         self.opener = Opener(
             hub=self.hub,
             tokens=tokens,
@@ -143,6 +147,7 @@ class Gateway:
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.presence.start()
         self._consumer = asyncio.create_task(self._consume(), name="bugstream-hub")
         self.sweeper.start()
 
@@ -151,6 +156,7 @@ class Gateway:
             try:
                 async for batch in self.bus.subscribe(self.hub.position):
                     self.hub.dispatch(batch)
+                    self.presence.follow_access(batch)
                 return
             except asyncio.CancelledError:
                 raise
@@ -178,6 +184,7 @@ class Gateway:
         self.work.cancel_all()
         for task in list(self._tasks):
             task.cancel()
+        await self.presence.stop()
 
     # ---- opening (opening.py) ------------------------------------------------------------
 
@@ -206,6 +213,7 @@ class Gateway:
         conn = await self.opener.open(sink, request)
         if conn is None:
             return sink.refusal()
+        self.presence.opened(conn)
         sink.conn = conn
         return self._stream_body(conn, sink)
 
@@ -227,7 +235,10 @@ class Gateway:
 
     async def open(self, sink: FrameSink, request: UpgradeRequest) -> Connection | None:
         """Authenticate and register a new socket; None if it was refused (and closed)."""
-        return await self.opener.open(sink, request)
+        conn = await self.opener.open(sink, request)
+        if conn is not None:
+            self.presence.opened(conn)
+        return conn
 
     # ---- serving --------------------------------------------------------------------------
 
@@ -313,6 +324,8 @@ class Gateway:
             self.replayer.on_message(conn, message)
         elif kind in (ClientMessage.SUBSCRIBE, ClientMessage.UNSUBSCRIBE):
             self.work.queue(conn, message.request_id, self._subscribe(conn, message))
+        elif kind == ClientMessage.PRESENCE_VIEW:
+            self.work.queue(conn, message.request_id, self.presence.view(conn, message))
         elif kind in COMMANDS:
             spec = COMMANDS[Command(kind)]
             payload = validate_payload(spec, message.payload)
@@ -403,6 +416,7 @@ class Gateway:
             },
         )
         self.work.drop(conn)
+        self.presence.closed(conn)
         task = asyncio.ensure_future(self.slots.release(conn.user_id, conn.info.connection_id))
         self._tasks.add(task)
         task.add_done_callback(self._released)

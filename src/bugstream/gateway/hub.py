@@ -242,14 +242,7 @@ class Hub:
         """Every connection that may see `event` (before its subscription filter)."""
         scope = CATALOG[event.type].scope
         if scope is Scope.PROJECT:
-            project_id = event.project_id or 0
-            audience = self._project_audience.get(project_id)
-            if audience is None:
-                members = self._project_users.get(project_id)
-                user_ids = self._admins if not members else members | self._admins
-                audience = self._connections_of(user_ids)
-                self._project_audience[project_id] = audience
-            return audience
+            return self.project_audience(event.project_id or 0)
         if scope is Scope.PERSONAL:
             return self._connections_of((event.user_id,) if event.user_id is not None else ())
         if scope is Scope.USER:  # admins and the user themselves
@@ -257,6 +250,16 @@ class Hub:
                 return self._connections_of(self._admins)
             return self._connections_of((*self._admins, event.user_id))
         assert_never(scope)
+
+    def project_audience(self, project_id: int) -> list[Connection]:
+        """The connections of the project's members and of admins, as of now (not a copy)."""
+        audience = self._project_audience.get(project_id)
+        if audience is None:
+            members = self._project_users.get(project_id)
+            user_ids = self._admins if not members else members | self._admins
+            audience = self._connections_of(user_ids)
+            self._project_audience[project_id] = audience
+        return audience
 
     def _connections_of(self, user_ids: Iterable[int]) -> list[Connection]:
         users = self._users

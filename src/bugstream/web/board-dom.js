@@ -38,6 +38,9 @@ export const ui = {
   commentCount: $("comment-count"),
   commentList: $("comment-list"),
   commentForm: $("comment-form"),
+  presenceBar: $("presence-bar"),
+  onlineList: $("online-list"),
+  detailViewers: $("detail-viewers"),
 };
 
 let toastTimer = null;

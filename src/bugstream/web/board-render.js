@@ -2,6 +2,7 @@
  * notifications. Nothing here fetches or sends. */
 
 import { h, formatTime, initials, replaceOptions, ui } from "./board-dom.js";
+import { syncPresence } from "./board-presence.js";
 import {
   actions,
   MANAGES_BUGS,
@@ -19,6 +20,7 @@ export function render() {
   renderBoard();
   renderDetail();
   renderNotifications();
+  syncPresence();
 }
 
 export function renderWhoami() {

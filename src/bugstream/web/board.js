@@ -24,6 +24,7 @@ import {
   resetBoard,
   selectProject,
 } from "./board-load.js";
+import { followPresence } from "./board-presence.js";
 import { render, renderDetail, renderNotifications, renderWhoami } from "./board-render.js";
 import { actions, clientOptions, saveSession, SESSION_KEY, state } from "./board-state.js";
 
@@ -93,6 +94,7 @@ function enterBoard() {
     ...clientOptions(),
   });
   state.client.addEventListener("state", (e) => onState(e.detail));
+  followPresence(state.client);
   state.client.addEventListener("welcome", () => {
     if (!state.loadedOnce) {
       state.loadedOnce = true;

@@ -37,6 +37,9 @@
  *   "state"       the connection state changed (see `describeState`)
  *   "welcome"     the server's welcome payload, on every (re)connection
  *   "event"       a bugstream event: {type, event, payload, event_id}
+ *   "presence"    who is online / viewing a bug report changed: {type: "presence", event,
+ *                 payload: {project_id, user: {id, username}, bug_report_id?}} (no event_id:
+ *                 state, not history; read GET /api/v1/projects/{id}/presence after "welcome")
  *   "resync"      the resync_required payload: events were missed, refetch state
  *   "servererror" an error payload that answers no command
  *   "token"       a new token is in use: {token, expiresAt}
@@ -385,6 +388,7 @@ export class SseSocket {
 export class BugstreamClient extends EventTarget {
   constructor(url, options = {}) {
     super();
+    this._viewing = null;
     const {
       token = null,
       tokenProvider = null,
@@ -615,6 +619,24 @@ export class BugstreamClient extends EventTarget {
         : this._command("unsubscribe", { all: true });
     renewal.catch((error) => console.warn("bugstream: could not renew the subscription", error));
   }
+  // ---- presence -------------------------------------------------------------------------
+  /** The bug report this client shows now (null: none): others in its project see it, as
+   * `presence` `viewing`. Kept across reconnects (sent again after each welcome); rejects with
+   * a CommandError `not_found` for a bug report the user may not see. */
+  viewBug(bugReportId) {
+    this._viewing = bugReportId;
+    return this._command("presence.view", { bug_report_id: bugReportId });
+  }
+  /** The bug report declared with `viewBug`, or null. */
+  get viewing() {
+    return this._viewing;
+  }
+  _renewView() {
+    if (this._viewing === null) return; // a new connection views nothing
+    this._command("presence.view", { bug_report_id: this._viewing }).catch((error) =>
+      console.warn("bugstream: could not renew the viewed bug report", error),
+    );
+  }
   // ---- commands -------------------------------------------------------------------------
   /** Send a command ("bug_report.create", ...); resolves with the ack's `result`, rejects
    * with CommandError / CommandTimeout / ConnectionLost / ClientClosed. */
@@ -754,6 +776,9 @@ export class BugstreamClient extends EventTarget {
       case "ack":
         this._settle(payload.request_id, payload.result, null);
         break;
+      case "presence":
+        this._emit("presence", message);
+        break;
       case "error": {
         const entry = this._pending.get(payload.request_id);
         if (entry !== undefined) {
@@ -796,6 +821,7 @@ export class BugstreamClient extends EventTarget {
     this._schedulePing(ws);
     this._scheduleRefresh(ws);
     this._renewSubscription();
+    this._renewView();
     const waiting = this._waiting;
     this._waiting = [];
     for (const entry of waiting) this._transmit(entry);

@@ -24,6 +24,7 @@ STATIC_FILES: dict[str, str] = {
     "board-api.js": "text/javascript; charset=utf-8",
     "board-dom.js": "text/javascript; charset=utf-8",
     "board-load.js": "text/javascript; charset=utf-8",
+    "board-presence.js": "text/javascript; charset=utf-8",
     "board-render.js": "text/javascript; charset=utf-8",
     "board-state.js": "text/javascript; charset=utf-8",
     "board.css": "text/css; charset=utf-8",

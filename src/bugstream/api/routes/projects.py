@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Response, status
+from fastapi import Request, Response, status
 
 from bugstream.api.deps import Ctx, CurrentActor, Paging, PathId
 from bugstream.api.error_responses import errors, resource_router
@@ -16,6 +16,7 @@ from bugstream.domain.models import (
     ProjectUpdate,
     User,
 )
+from bugstream.domain.presence import PresenceReader, ProjectPresence, project_presence
 from bugstream.services import projects
 
 router = resource_router("/projects", "projects")
@@ -68,6 +69,19 @@ async def delete_project(ctx: Ctx, actor: CurrentActor, project_id: PathId) -> R
 )
 async def list_members(ctx: Ctx, actor: CurrentActor, project_id: PathId) -> list[User]:
     return await projects.list_members(ctx, actor, project_id)
+
+
+@router.get(
+    "/{project_id}/presence",
+    summary="Who is online in the project, and who views which of its bug reports",
+    responses=errors(ErrorCode.NOT_FOUND),
+)
+async def get_presence(
+    request: Request, ctx: Ctx, actor: CurrentActor, project_id: PathId
+) -> ProjectPresence:
+    members = await projects.list_members(ctx, actor, project_id)  # 404 as GET /projects/{id}
+    reader: PresenceReader = request.app.state.presence
+    return await project_presence(reader, project_id, {m.id: m.username for m in members})
 
 
 @router.post(
