@@ -579,6 +579,69 @@ export interface SseSocketOptions {
  * stream or a server close (`event: close`) ends as a WebSocket would, with the same close
  * codes, so the client's reconnect rules apply unchanged. Messages go in order, one at a time.
  */
+/** One page of `GET /api/v1/events` (docs/api.md, "Events"). */
+export interface EventsPage {
+  items: BugstreamEvent[];
+  next_after: number;
+  latest_event_id: number;
+  has_more: boolean;
+}
+
+/** The server no longer keeps the events after `after`: reload state, go on from `latest`. */
+export class HistoryGap extends BugstreamError {
+  readonly lastEventId: number;
+  readonly oldestEventId: number;
+  readonly latestEventId: number;
+
+  constructor(payload: ErrorPayload & Record<string, unknown>) {
+    super(payload.message ?? "the events asked for are no longer kept", "resync_required");
+    this.lastEventId = Number(payload.last_event_id);
+    this.oldestEventId = Number(payload.oldest_event_id);
+    this.latestEventId = Number(payload.latest_event_id);
+  }
+}
+
+export interface HistoryOptions {
+  /** the events after this id (default 0: the oldest kept) */
+  after?: number;
+  /** per request, 1 to the server's BUGSTREAM_HISTORY_MAX_LIMIT (default 100) */
+  limit?: number;
+  fetch?: typeof globalThis.fetch;
+}
+
+/**
+ * The history over REST, oldest first: every event after `after` that the token's user may
+ * see, exactly as `/ws` delivers it, paged by the server's cursor. For polling scripts and
+ * for catching up without a connection. `baseUrl` is the server's origin ("" on the page the
+ * server serves). Throws `HistoryGap` when `after` is older than the server keeps, and
+ * `BugstreamError` (with the error code) for other refusals.
+ *
+ *     for await (const event of history("", token, { after: lastSeen })) apply(event);
+ */
+export async function* history(
+  baseUrl: string,
+  token: string,
+  { after = 0, limit = 100, fetch: fetchImpl = globalThis.fetch?.bind(globalThis) }: HistoryOptions = {},
+): AsyncGenerator<BugstreamEvent, void, undefined> {
+  let cursor = after;
+  for (;;) {
+    const query = new URLSearchParams({ after: String(cursor), limit: String(limit) });
+    const response = await fetchImpl(`${baseUrl}/api/v1/events?${query}`, {
+      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+    });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      const payload = body?.payload ?? { code: "internal_error", message: `HTTP ${response.status}` };
+      if (payload.code === "resync_required") throw new HistoryGap(payload);
+      throw new BugstreamError(payload.message, payload.code);
+    }
+    const page = body as EventsPage;
+    yield* page.items;
+    if (!page.has_more) return;
+    cursor = page.next_after;
+  }
+}
+
 export class SseSocket implements WebSocketLike {
   onmessage: ((event: { data: unknown }) => void) | null = null;
   onclose: ((event: { code: number; reason: string }) => void) | null = null;

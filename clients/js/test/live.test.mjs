@@ -12,7 +12,7 @@ import WebSocket from "ws";
 
 const env = process.env;
 const live = Boolean(env.BUGSTREAM_WS_URL && env.BUGSTREAM_TOKEN);
-const { BugstreamClient, CommandError, Phase } = await import(
+const { BugstreamClient, CommandError, HistoryGap, Phase, history } = await import(
   env.BUGSTREAM_CLIENT_MODULE ?? "bugstream-client"
 );
 
@@ -143,5 +143,45 @@ describe("against a live server", { skip: !live && "BUGSTREAM_WS_URL and BUGSTRE
     assert.ok(event.event_id > before);
     assert.equal(opened.length, 2);
     assert.equal(opened[1].searchParams.get("last_event_id"), String(before));
+  });
+
+  test("history() pages through what the socket delivered, the same JSON", async () => {
+    const start = client.lastEventId;
+    const delivered = [];
+    const off = client.on(null, null, (event) => delivered.push(event));
+    for (const title of ["h1", "h2", "h3"]) {
+      await client.send("bug_report.create", { project_id: project.id, title });
+    }
+    await nextEvent(client, (e) => e.type === "bug_report" && e.payload.title === "h3");
+    off();
+    const fetched = [];
+    for await (const event of history(env.BUGSTREAM_HTTP_URL, env.BUGSTREAM_TOKEN, {
+      after: start,
+      limit: 2,
+    })) {
+      fetched.push(event);
+    }
+    assert.deepEqual(fetched, delivered);
+    assert.equal(fetched.length, 3);
+  });
+});
+
+test("history() throws HistoryGap past the window, with the server's ids", async () => {
+  const answer = {
+    type: "error",
+    payload: {
+      code: "resync_required",
+      message: "gone",
+      last_event_id: 3,
+      oldest_event_id: 50,
+      latest_event_id: 90,
+    },
+  };
+  const fetch = async () => new Response(JSON.stringify(answer), { status: 409 });
+  await assert.rejects(history("http://x", "t", { after: 3, fetch }).next(), (error) => {
+    assert.ok(error instanceof HistoryGap);
+    assert.equal(error.code, "resync_required");
+    assert.deepEqual([error.lastEventId, error.oldestEventId, error.latestEventId], [3, 50, 90]);
+    return true;
   });
 });

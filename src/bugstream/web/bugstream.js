@@ -250,13 +250,50 @@ const SSE_REFUSALS = Object.freeze({
   too_many_connections: 4102,
   service_unavailable: 4103,
 });
+/** The server no longer keeps the events after `after`: reload state, go on from `latest`. */
+export class HistoryGap extends BugstreamError {
+  constructor(payload) {
+    super(payload.message ?? "the events asked for are no longer kept", "resync_required");
+    this.lastEventId = Number(payload.last_event_id);
+    this.oldestEventId = Number(payload.oldest_event_id);
+    this.latestEventId = Number(payload.latest_event_id);
+  }
+}
 /**
- * The SSE fallback as a `WebSocketLike`: `GET /api/v1/events/stream` (read with fetch, so the
- * token can go in a header) brings the server's messages; `send` posts each client message to
- * `POST /api/v1/events/stream/{connection_id}` and its answer arrives on the stream. A refused
- * stream or a server close (`event: close`) ends as a WebSocket would, with the same close
- * codes, so the client's reconnect rules apply unchanged. Messages go in order, one at a time.
+ * The history over REST, oldest first: every event after `after` that the token's user may
+ * see, exactly as `/ws` delivers it, paged by the server's cursor. For polling scripts and
+ * for catching up without a connection. `baseUrl` is the server's origin ("" on the page the
+ * server serves). Throws `HistoryGap` when `after` is older than the server keeps, and
+ * `BugstreamError` (with the error code) for other refusals.
+ *
+ *     for await (const event of history("", token, { after: lastSeen })) apply(event);
  */
+export async function* history(
+  baseUrl,
+  token,
+  { after = 0, limit = 100, fetch: fetchImpl = globalThis.fetch?.bind(globalThis) } = {},
+) {
+  let cursor = after;
+  for (;;) {
+    const query = new URLSearchParams({ after: String(cursor), limit: String(limit) });
+    const response = await fetchImpl(`${baseUrl}/api/v1/events?${query}`, {
+      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+    });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      const payload = body?.payload ?? {
+        code: "internal_error",
+        message: `HTTP ${response.status}`,
+      };
+      if (payload.code === "resync_required") throw new HistoryGap(payload);
+      throw new BugstreamError(payload.message, payload.code);
+    }
+    const page = body;
+    yield* page.items;
+    if (!page.has_more) return;
+    cursor = page.next_after;
+  }
+}
 export class SseSocket {
   /** `url`: the `/ws` URL the client would open (its query carries token or ticket). */
   constructor(url, options = {}) {
