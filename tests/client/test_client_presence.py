@@ -25,10 +25,11 @@ async def test_presence_reaches_on_change_and_the_view_survives_a_reconnect(
     hidden = await factory.bug(await factory.project(outsider), outsider)
     changes: list[PresenceChange] = []
     async with live_server(factory.ctx) as live:
-        client = Client(live.ws_url, token=live.token_for(alice), backoff=FAST)
+        # Presence messages are opt-in: `?presence=true` in the URL.
+        client = Client(f"{live.ws_url}?presence=true", token=live.token_for(alice), backoff=FAST)
         client.presence.on_change(changes.append)
         async with client:
-            watcher = await live.connect(bob)
+            watcher = await live.connect(bob, query="presence=true")
             await until(lambda: len(changes) == 2)  # alice herself, then bob
             assert changes == [
                 PresenceChange("joined", project.id, alice.id, "alice"),

@@ -28,6 +28,9 @@ from tests.support.factory import Factory
 from tests.support.live import Client, LiveServer, live_server
 from tests.support.presence import presence_messages
 
+#: Presence messages are opt-in: these connections ask for them.
+FOLLOW = "presence=true"
+
 
 @pytest.fixture
 async def server() -> AsyncIterator[LiveServer]:
@@ -73,12 +76,12 @@ async def test_members_see_a_user_join_once_and_leave_with_the_last_connection(
 ) -> None:
     factory, (alice, bob, carol), project = await cast(server)
     await factory.project(carol)
-    watcher = await server.connect(alice)
-    outsider = await server.connect(carol)
+    watcher = await server.connect(alice, query=FOLLOW)
+    outsider = await server.connect(carol, query=FOLLOW)
     assert await presence(watcher) == [("joined", project.id, alice.id, None)]
 
-    first = await server.connect(bob)
-    second = await server.connect(bob)
+    first = await server.connect(bob, query=FOLLOW)
+    second = await server.connect(bob, query=FOLLOW)
     assert await presence(watcher) == [("joined", project.id, bob.id, None)]
     assert online(await snapshot(server, alice, project)) == {"alice": 1, "bob": 2}
 
@@ -96,9 +99,9 @@ async def test_viewing_a_bug_report_is_shown_to_the_project_and_ends_with_the_co
 ) -> None:
     factory, (alice, bob, carol), project = await cast(server)
     bug, other = await factory.bug(project, alice), await factory.bug(project, alice)
-    watcher = await server.connect(alice)
-    viewer = await server.connect(bob)
-    outsider = await server.connect(carol)
+    watcher = await server.connect(alice, query=FOLLOW)
+    viewer = await server.connect(bob, query=FOLLOW)
+    outsider = await server.connect(carol, query=FOLLOW)
     await presence(watcher)
 
     ack = await viewer.command("presence.view", {"bug_report_id": bug.id})
@@ -144,9 +147,9 @@ async def test_the_snapshot_is_for_members_and_admins_and_lists_members_only(
     factory, (alice, bob, outsider), project = await cast(server)
     boss = await factory.user(Role.ADMIN, name="boss")
     bug = await factory.bug(project, alice)
-    await server.connect(alice)
-    watcher = await server.connect(bob)
-    admin = await server.connect(boss)
+    await server.connect(alice, query=FOLLOW)
+    watcher = await server.connect(bob, query=FOLLOW)
+    admin = await server.connect(boss, query=FOLLOW)
     # An admin who is not a member views unseen, and is not listed as online.
     ack = await admin.command("presence.view", {"bug_report_id": bug.id})
     assert ack["payload"]["result"]["shown"] is False
@@ -167,8 +170,8 @@ async def test_a_removed_member_drops_out_of_the_list_and_out_of_the_audience(
     server: LiveServer,
 ) -> None:
     factory, (alice, bob, dave), project = await cast(server)
-    removed = await server.connect(bob)
-    watcher = await server.connect(alice)
+    removed = await server.connect(bob, query=FOLLOW)
+    watcher = await server.connect(alice, query=FOLLOW)
     await presence(removed)
     await projects.remove_member(server.ctx, await factory.admin(), project.id, bob.id)
     await removed.expect_event("membership", "removed")
@@ -177,7 +180,7 @@ async def test_a_removed_member_drops_out_of_the_list_and_out_of_the_audience(
     await projects.add_member(
         server.ctx, await factory.admin(), project.id, MembershipAdd(user_id=dave.id)
     )
-    await server.connect(dave)
+    await server.connect(dave, query=FOLLOW)
     assert await presence(removed) == []  # no longer in the project's audience
     await presence(watcher)
     await removed.close()
@@ -190,7 +193,7 @@ async def test_presence_view_counts_against_the_message_rate_limit() -> None:
         alice = await factory.user(name="alice")
         project = await factory.project(alice)
         bug = await factory.bug(project, alice)
-        client = await s.connect(alice)
+        client = await s.connect(alice, query=FOLLOW)
         for n in range(3):
             answer = await client.command("presence.view", {"bug_report_id": bug.id}, f"r{n}")
             assert answer["type"] == "ack", answer
@@ -201,10 +204,25 @@ async def test_presence_view_counts_against_the_message_rate_limit() -> None:
 
 async def test_an_sse_stream_counts_as_a_connection(server: LiveServer) -> None:
     _, (alice, bob, _), project = await cast(server)
-    watcher = await server.connect(alice)
+    watcher = await server.connect(alice, query=FOLLOW)
     await presence(watcher)
     async with open_stream(server, bob) as stream:
         assert (await stream.next()).data["type"] == "welcome"
         assert await presence(watcher) == [("joined", project.id, bob.id, None)]
         assert online(await snapshot(server, alice, project)) == {"alice": 1, "bob": 1}
     assert await presence(watcher, quiet=1.0) == [("left", project.id, bob.id, None)]
+
+
+async def test_presence_messages_are_opt_in(server: LiveServer) -> None:
+    """A client that did not ask (`?presence=true`, or a `presence.view`) gets no presence
+    message: no message type it does not expect, no chatter. A view starts it following."""
+    _, (alice, bob, _), project = await cast(server)
+    plain = await server.connect(alice)
+    viewer = await server.connect(alice)
+    followed = await server.connect(bob, query=FOLLOW)
+    await plain.send({"type": "ping"})
+    assert (await plain.next())["type"] == "pong"  # not bob's "joined"
+    assert (await viewer.command("presence.view", {"bug_report_id": None}))["type"] == "ack"
+    await followed.close()
+    assert await presence(viewer, quiet=1.0) == [("left", project.id, bob.id, None)]
+    assert await presence(plain, quiet=0.3) == []

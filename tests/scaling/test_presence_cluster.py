@@ -65,9 +65,9 @@ async def test_presence_is_cluster_wide_and_a_killed_instance_s_users_leave(
     bug = await factory.bug(project, alice)
     a, b = await asyncio.gather(cluster.start("a"), cluster.start("b"))
 
-    watcher = await connect(b, cluster.token_for(alice))
+    watcher = await connect(b, cluster.token_for(alice), query="presence=true")
     await presence(watcher)
-    bob_on_a = await connect(a, cluster.token_for(bob))
+    bob_on_a = await connect(a, cluster.token_for(bob), query="presence=true")
     assert await presence(watcher) == [("joined", bob.id, None)]
     assert (await online(cluster, b, alice, project))[0] == {"alice": 1, "bob": 1}
 
@@ -76,8 +76,8 @@ async def test_presence_is_cluster_wide_and_a_killed_instance_s_users_leave(
     assert await presence(watcher) == [("viewing", bob.id, bug.id)]
     assert (await online(cluster, b, alice, project))[1] == {bug.id: ["bob"]}
 
-    carol_on_a = await connect(a, cluster.token_for(carol))
-    carol_on_b = await connect(b, cluster.token_for(carol))
+    carol_on_a = await connect(a, cluster.token_for(carol), query="presence=true")
+    carol_on_b = await connect(b, cluster.token_for(carol), query="presence=true")
     await carol_on_b.command("presence.view", {"bug_report_id": bug.id})
     await carol_on_a.command("presence.view", {"bug_report_id": bug.id})
     # One joined and one viewing for carol, whichever instance was first.

@@ -459,6 +459,8 @@ export interface ClientOptions {
    * "websocket" or "sse": only that one.
    */
   transport?: "auto" | "websocket" | "sse";
+  /** receive "presence" messages (they are opt-in: `?presence=true`); `viewBug` implies it */
+  presence?: boolean;
   fallbackAfter?: number;
   /** fetch, for the SSE fallback: globalThis.fetch by default */
   fetch?: typeof globalThis.fetch;
@@ -803,6 +805,7 @@ export class BugstreamClient extends EventTarget {
   private _refreshMargin: number;
   private _WebSocket: WebSocketConstructor;
   private _transport: "auto" | "websocket" | "sse";
+  private _presence: boolean;
   private _fallbackAfter: number;
   private _fetch: typeof globalThis.fetch | undefined;
   /** the transport of the next connection, and failures in a row before a welcome on it */
@@ -849,6 +852,7 @@ export class BugstreamClient extends EventTarget {
       refreshMargin = 30000,
       WebSocket: WebSocketImpl = globalThis.WebSocket,
       transport = "auto",
+      presence = false,
       fallbackAfter = 2,
       fetch: fetchImpl = globalThis.fetch?.bind(globalThis),
       random = Math.random,
@@ -890,6 +894,7 @@ export class BugstreamClient extends EventTarget {
     this._refreshMargin = refreshMargin;
     this._WebSocket = WebSocketImpl as WebSocketConstructor;
     this._transport = transport;
+    this._presence = presence;
     this._fallbackAfter = fallbackAfter;
     this._fetch = fetchImpl;
     this._usingSse = transport === "sse";
@@ -1116,6 +1121,7 @@ export class BugstreamClient extends EventTarget {
    * a CommandError `not_found` for a bug report the user may not see. */
   viewBug(bugReportId: number | null): Promise<PresenceView> {
     this._viewing = bugReportId;
+    this._presence = true; // who shows what they view follows who else does
     return this._command("presence.view", { bug_report_id: bugReportId });
   }
 
@@ -1448,6 +1454,7 @@ export class BugstreamClient extends EventTarget {
     const url = new URL(this.url);
     for (const name of ["last_event_id", "token", "ticket"]) url.searchParams.delete(name);
     for (const [name, value] of Object.entries(credential)) url.searchParams.set(name, value);
+    if (this._presence || this._viewing !== null) url.searchParams.set("presence", "true");
     if (this._lastEventId !== null) {
       url.searchParams.set("last_event_id", String(this._lastEventId));
     }

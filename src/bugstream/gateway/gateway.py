@@ -214,6 +214,7 @@ class Gateway:
         if conn is None:
             return sink.refusal()
         self.presence.opened(conn)
+        conn.follows_presence = follows_presence(request.query)
         sink.conn = conn
         return self._stream_body(conn, sink)
 
@@ -238,6 +239,7 @@ class Gateway:
         conn = await self.opener.open(sink, request)
         if conn is not None:
             self.presence.opened(conn)
+            conn.follows_presence = follows_presence(request.query)
         return conn
 
     # ---- serving --------------------------------------------------------------------------
@@ -437,6 +439,11 @@ class Gateway:
 
 
 _KNOWN_TYPES = frozenset([*ClientMessage, *Command])
+
+
+def follows_presence(query: dict[str, str]) -> bool:
+    """`?presence=true` (or 1): the connection wants presence messages from the start."""
+    return query.get("presence", "").lower() in {"1", "true"}
 
 
 #: Stream refusals by HTTP status (gateway/handshake.py), as error codes.

@@ -98,6 +98,7 @@ class Presence:
             payload = PresenceViewPayload.model_validate(message.payload)
         except ValidationError as exc:
             raise error_from_pydantic(exc.errors()) from None
+        conn.follows_presence = True  # one who shows what they view sees who else does
         bug_id, project_id = payload.bug_report_id, None
         if bug_id is not None:
             user = await active_user(self.ctx, conn.user_id)
@@ -153,6 +154,8 @@ class Presence:
 
 
 def _wants(conn: Connection, project_id: int, bug_report_id: int | None) -> bool:
+    if not conn.follows_presence:
+        return False
     sub = conn.subscription
     if not sub.narrowed:
         return True

@@ -91,6 +91,7 @@ function enterBoard() {
     tokenProvider: refreshToken,
     // The token stays out of URLs (and of the console's failed-connection lines).
     ticketProvider: async () => (await api("POST", "/auth/ws-ticket")).ticket,
+    presence: true, // the "Online" bar and "Also viewing"
     ...clientOptions(),
   });
   state.client.addEventListener("state", (e) => onState(e.detail));

@@ -442,6 +442,7 @@ export class BugstreamClient extends EventTarget {
       refreshMargin = 30000,
       WebSocket: WebSocketImpl = globalThis.WebSocket,
       transport = "auto",
+      presence = false,
       fallbackAfter = 2,
       fetch: fetchImpl = globalThis.fetch?.bind(globalThis),
       random = Math.random,
@@ -482,6 +483,7 @@ export class BugstreamClient extends EventTarget {
     this._refreshMargin = refreshMargin;
     this._WebSocket = WebSocketImpl;
     this._transport = transport;
+    this._presence = presence;
     this._fallbackAfter = fallbackAfter;
     this._fetch = fetchImpl;
     this._usingSse = transport === "sse";
@@ -662,6 +664,7 @@ export class BugstreamClient extends EventTarget {
    * a CommandError `not_found` for a bug report the user may not see. */
   viewBug(bugReportId) {
     this._viewing = bugReportId;
+    this._presence = true; // who shows what they view follows who else does
     return this._command("presence.view", { bug_report_id: bugReportId });
   }
   /** The bug report declared with `viewBug`, or null. */
@@ -962,6 +965,7 @@ export class BugstreamClient extends EventTarget {
     const url = new URL(this.url);
     for (const name of ["last_event_id", "token", "ticket"]) url.searchParams.delete(name);
     for (const [name, value] of Object.entries(credential)) url.searchParams.set(name, value);
+    if (this._presence || this._viewing !== null) url.searchParams.set("presence", "true");
     if (this._lastEventId !== null) {
       url.searchParams.set("last_event_id", String(this._lastEventId));
     }
