@@ -175,7 +175,15 @@ async def test_memory_stays_bounded_with_many_clients_that_stop_reading(tmp_path
             # SQLite writes never wait: let this process's reader read in between.
             await asyncio.sleep(0)
         assert await reading == events
-        await asyncio.sleep(0.5)
+        # The sweep cuts a stalled client once it made no progress for slow_consumer_seconds
+        # (checked about once a second): wait for it, within a bound. (A fixed pause of 0.5 s
+        # sufficed while the reader read 8 KiB frames; compressed, they go out much faster.)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while loop.time() < deadline:
+            if value(await scrape(instance.http_url), "bugstream_ws_connections") == 1:
+                break
+            await asyncio.sleep(0.1)
         sampler.cancel()
 
         metrics = await scrape(instance.http_url)
