@@ -20,6 +20,7 @@ import math
 import random
 import shutil
 import timeit
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -38,7 +39,7 @@ from common import (
     run_benchmark,
     seed,
 )
-from fanout import calibrate, run_phase
+from fanout import Profiler, calibrate, run_phase
 
 from bugstream.gateway.compression import deflate_message
 
@@ -109,7 +110,14 @@ async def run_mode(
         for phase, action in phases:
             await asyncio.sleep(1.0)
             before = sum(c.received_bytes for c in live)
+            profiler = None
+            if args.profile:
+                label = "on" if compression else "off"
+                path = Path(f"{args.profile}-{label}-{phase.split()[0]}.txt")
+                profiler = Profiler(server.pid, path)
             row = await run_phase(phase, server, driver, rec, live, action, 60, wpr)
+            if profiler is not None:
+                row["profile"] = await profiler.stop()
             wire = sum(c.received_bytes for c in live) - before
             row.update(
                 mode=name,
@@ -179,6 +187,11 @@ def report(data: dict[str, Any]) -> None:
          "wire_bytes_per_msg", "cpu_us_per_msg", "user_us_per_msg", "sys_us_per_msg",
          "frames_per_write", "p50_ms", "p99_ms"],
     )  # fmt: skip
+    for row in rows:
+        if "profile" in row:
+            print(f"\nwhere the server's time goes, {row['mode']}, {row['phase']} (self %):")
+            for frame, share in row["profile"][:12]:
+                print(f"  {share:5.1f}  {frame}")
 
 
 def main() -> None:
@@ -192,6 +205,7 @@ def main() -> None:
     parser.add_argument("--server-core", type=int, default=0, help="taskset core of the server")
     parser.add_argument("--client-core", type=int, default=1, help="core of this process")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--profile", help="py-spy the server per phase (PREFIX-on-paced.txt, ...)")
     run_benchmark(parser, main_async, report)
 
 
