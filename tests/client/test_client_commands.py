@@ -30,12 +30,14 @@ from tests.support.live import live_server
 # ---- against the real server ----------------------------------------------------------------
 
 
-async def test_commands_return_the_ack_result_or_raise_typed_errors(factory: Factory) -> None:
+async def test_commands_return_the_ack_result_or_raise_typed_errors(
+    factory: Factory, transport: str
+) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
     async with (
         live_server(factory.ctx) as live,
-        Client(live.ws_url, token=live.token_for(dev)) as client,
+        Client(live.ws_url, token=live.token_for(dev), transport=transport) as client,
     ):
         created = await client.send(
             "bug_report.create", {"project_id": project.id, "title": "Crash on save"}
@@ -164,7 +166,9 @@ async def test_a_connection_lost_before_the_answer_is_reported() -> None:
     assert len(server.received) == 1
 
 
-async def test_every_commands_ack_carries_its_declared_result_model(factory: Factory) -> None:
+async def test_every_commands_ack_carries_its_declared_result_model(
+    factory: Factory, transport: str
+) -> None:
     """`CommandSpec.result` (what the TypeScript types promise `send` resolves with) is what
     the server's acks carry: every field of the model, and nothing else."""
     manager = await factory.user(Role.MANAGER)
@@ -173,8 +177,8 @@ async def test_every_commands_ack_carries_its_declared_result_model(factory: Fac
     results: dict[Command, Any] = {}
     async with (
         live_server(factory.ctx) as live,
-        Client(live.ws_url, token=live.token_for(manager)) as as_manager,
-        Client(live.ws_url, token=live.token_for(dev)) as as_dev,
+        Client(live.ws_url, token=live.token_for(manager), transport=transport) as as_manager,
+        Client(live.ws_url, token=live.token_for(dev), transport=transport) as as_dev,
     ):
 
         async def run(client: Client, command: Command, payload: dict[str, Any]) -> Any:

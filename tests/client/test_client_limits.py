@@ -20,12 +20,15 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 async def test_an_oversized_command_fails_at_once_and_the_connection_stays(
     factory: Factory,
+    transport: str,
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
     async with (
         live_server(factory.ctx, ws_max_message_bytes=2_000) as live,
-        Client(live.ws_url, token=live.token_for(dev), command_timeout=5.0) as client,
+        Client(
+            live.ws_url, token=live.token_for(dev), command_timeout=5.0, transport=transport
+        ) as client,
     ):
         assert client.welcome["limits"]["max_message_bytes"] == 2_000
         loop = asyncio.get_running_loop()

@@ -79,13 +79,15 @@ def visible_to(user: User, project_ids: set[int]) -> Callable[[OutboxEvent], boo
 # ---- events and handlers --------------------------------------------------------------------
 
 
-async def test_events_are_typed_domain_entities_with_the_raw_payload(factory: Factory) -> None:
+async def test_events_are_typed_domain_entities_with_the_raw_payload(
+    factory: Factory, transport: str
+) -> None:
     dev = await factory.user(Role.DEVELOPER)
     lead = await factory.user(Role.MANAGER)
     project = await factory.project(dev, lead)
     async with (
         live_server(factory.ctx) as live,
-        Client(live.ws_url, token=live.token_for(dev)) as client,
+        Client(live.ws_url, token=live.token_for(dev), transport=transport) as client,
     ):
         bug = await factory.bug(project, lead, assignee=dev, title="Crash on save")
         await factory.comment(bug, lead, "seen it")
@@ -117,12 +119,14 @@ async def test_events_are_typed_domain_entities_with_the_raw_payload(factory: Fa
         received[3].payload_as(BugReport)
 
 
-async def test_handlers_run_per_type_and_event_in_registration_order(factory: Factory) -> None:
+async def test_handlers_run_per_type_and_event_in_registration_order(
+    factory: Factory, transport: str
+) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
     calls: list[str] = []
     async with live_server(factory.ctx) as live:
-        client = Client(live.ws_url, token=live.token_for(dev))
+        client = Client(live.ws_url, token=live.token_for(dev), transport=transport)
 
         @client.on("bug_report", "created")
         def on_created(event: Event) -> None:
@@ -164,7 +168,9 @@ async def test_handlers_run_per_type_and_event_in_registration_order(factory: Fa
 # ---- the server restarts mid-stream ---------------------------------------------------------
 
 
-async def test_a_server_restart_loses_no_event_and_repeats_none(factory: Factory) -> None:
+async def test_a_server_restart_loses_no_event_and_repeats_none(
+    factory: Factory, transport: str
+) -> None:
     dev = await factory.user(Role.DEVELOPER)
     outsider = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
@@ -173,7 +179,7 @@ async def test_a_server_restart_loses_no_event_and_repeats_none(factory: Factory
     states: list[ConnectionState] = []
     async with live_server(factory.ctx) as first:
         port = first.port
-        client = Client(first.ws_url, token=first.token_for(dev), backoff=FAST)
+        client = Client(first.ws_url, token=first.token_for(dev), backoff=FAST, transport=transport)
         client.on_state(states.append)
         await client.connect()
         start = client.last_event_id
@@ -211,12 +217,13 @@ async def test_a_server_restart_loses_no_event_and_repeats_none(factory: Factory
 
 async def test_a_command_sent_while_the_server_is_down_completes_after_restart(
     factory: Factory,
+    transport: str,
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
     async with live_server(factory.ctx) as first:
         port = first.port
-        client = Client(first.ws_url, token=first.token_for(dev), backoff=FAST)
+        client = Client(first.ws_url, token=first.token_for(dev), backoff=FAST, transport=transport)
         await client.connect()
     await until(lambda: client.state.phase is Phase.RECONNECTING)
     pending = asyncio.create_task(
@@ -237,13 +244,16 @@ async def test_a_command_sent_while_the_server_is_down_completes_after_restart(
 
 async def test_a_resume_beyond_the_window_raises_resync_required_then_goes_on(
     factory: Factory,
+    transport: str,
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
     await create_bugs(factory, project.id, dev, [f"old {n}" for n in range(8)])
     async with (
         live_server(factory.ctx, replay_window_events=3) as live,
-        Client(live.ws_url, token=live.token_for(dev), last_event_id=1) as client,
+        Client(
+            live.ws_url, token=live.token_for(dev), last_event_id=1, transport=transport
+        ) as client,
     ):
         with pytest.raises(ResyncRequired) as resync:
             async for _ in client.events():
@@ -257,7 +267,9 @@ async def test_a_resume_beyond_the_window_raises_resync_required_then_goes_on(
         assert event.raw["title"] == "new" and event.event_id > latest
 
 
-async def test_with_on_resync_the_callback_is_told_and_events_go_on(factory: Factory) -> None:
+async def test_with_on_resync_the_callback_is_told_and_events_go_on(
+    factory: Factory, transport: str
+) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
     await create_bugs(factory, project.id, dev, [f"old {n}" for n in range(8)])
@@ -269,7 +281,11 @@ async def test_with_on_resync_the_callback_is_told_and_events_go_on(factory: Fac
     async with (
         live_server(factory.ctx, replay_window_events=3) as live,
         Client(
-            live.ws_url, token=live.token_for(dev), last_event_id=1, on_resync=refetch
+            live.ws_url,
+            token=live.token_for(dev),
+            last_event_id=1,
+            on_resync=refetch,
+            transport=transport,
         ) as client,
     ):
         await create_bugs(factory, project.id, dev, ["new"])
@@ -289,7 +305,7 @@ def short_token(live: LiveServer, user: User, seconds_left: float) -> str:
     return live.token_for(user, ttl_seconds=60, now=issued)
 
 
-async def test_token_refresh_keeps_the_connection(factory: Factory) -> None:
+async def test_token_refresh_keeps_the_connection(factory: Factory, transport: str) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
     async with live_server(factory.ctx) as live:
@@ -302,7 +318,7 @@ async def test_token_refresh_keeps_the_connection(factory: Factory) -> None:
 
         states: list[ConnectionState] = []
         received: list[Event] = []
-        async with Client(live.ws_url, token_provider=provider) as client:
+        async with Client(live.ws_url, token_provider=provider, transport=transport) as client:
             client.on_state(states.append)
             connection_id = client.connection_id
             first_expiry = client.token_expires_at
@@ -336,10 +352,11 @@ async def test_token_refresh_keeps_the_connection(factory: Factory) -> None:
 
 async def test_an_expired_token_without_a_provider_ends_with_token_expired(
     factory: Factory,
+    transport: str,
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     async with live_server(factory.ctx) as live:
-        client = Client(live.ws_url, token=short_token(live, dev, 1.0))
+        client = Client(live.ws_url, token=short_token(live, dev, 1.0), transport=transport)
         await client.connect()
         with pytest.raises(TokenExpired) as expired:
             await asyncio.wait_for(client.run(), 10)
@@ -350,14 +367,16 @@ async def test_an_expired_token_without_a_provider_ends_with_token_expired(
     assert isinstance(client.state.error, TokenExpired)
 
 
-async def test_an_invalid_token_is_rejected_without_retrying(factory: Factory) -> None:
+async def test_an_invalid_token_is_rejected_without_retrying(
+    factory: Factory, transport: str
+) -> None:
     async with live_server(factory.ctx) as live:
         sleeps: list[float] = []
 
         async def sleep(delay: float) -> None:
             sleeps.append(delay)
 
-        client = Client(live.ws_url, token="not-a-jwt", sleep=sleep)
+        client = Client(live.ws_url, token="not-a-jwt", sleep=sleep, transport=transport)
         with pytest.raises(ConnectionRejected) as rejected:
             await client.connect()
     assert rejected.value.close_code == 4001

@@ -16,6 +16,7 @@ from tests.support.presence import presence_messages
 
 async def test_presence_reaches_on_change_and_the_view_survives_a_reconnect(
     factory: Factory,
+    transport: str,
 ) -> None:
     alice = await factory.user(name="alice")
     bob = await factory.user(name="bob")
@@ -26,7 +27,12 @@ async def test_presence_reaches_on_change_and_the_view_survives_a_reconnect(
     changes: list[PresenceChange] = []
     async with live_server(factory.ctx) as live:
         # Presence messages are opt-in: `?presence=true` in the URL.
-        client = Client(f"{live.ws_url}?presence=true", token=live.token_for(alice), backoff=FAST)
+        client = Client(
+            f"{live.ws_url}?presence=true",
+            token=live.token_for(alice),
+            backoff=FAST,
+            transport=transport,
+        )
         client.presence.on_change(changes.append)
         async with client:
             watcher = await live.connect(bob, query="presence=true")

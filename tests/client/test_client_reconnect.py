@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -288,11 +289,30 @@ async def test_token_expiry_while_connected_reconnects_with_a_new_token_and_resu
 
 async def test_http_refusals_other_than_unavailable_are_final() -> None:
     async with scripted_server([Refuse(403)]) as server:
-        client = Client(server.url, token="t", sleep=FakeSleep())
+        client = Client(server.url, token="t", sleep=FakeSleep(), transport="websocket")
         with pytest.raises(ConnectionRejected) as rejected:
             await client.connect()
     assert rejected.value.http_status == 403
+    assert "refused the WebSocket upgrade with HTTP 403" in str(rejected.value)
     assert len(server.attempts) == 1
+    assert server.other_requests == []
+
+
+async def test_a_refused_upgrade_tries_the_sse_fallback_once_before_giving_up() -> None:
+    # "auto": a 403 to the upgrade is what a proxy that forbids WebSockets answers. This
+    # server has no fallback either (404), so that ends it, naming both refusals.
+    sleep = FakeSleep()
+    async with scripted_server([Refuse(403)]) as server:
+        client = Client(server.url, token="t", sleep=sleep)
+        with pytest.raises(ConnectionRejected) as rejected:
+            await client.connect()
+    assert rejected.value.http_status == 404
+    assert "upgrade was refused with HTTP 403" in str(rejected.value)
+    assert "SSE fallback (/api/v1/events/stream) with HTTP 404" in str(rejected.value)
+    assert len(server.attempts) == 1
+    assert [urlsplit(path).path for path in server.other_requests] == ["/api/v1/events/stream"]
+    assert sleep.delays == []  # at once: the refusal was not a failure to wait out
+    assert client.transport == "sse"
 
 
 async def test_closing_the_client_while_waiting_to_reconnect_stops_cleanly() -> None:

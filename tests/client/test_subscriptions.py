@@ -49,14 +49,14 @@ def test_renewal_messages_and_their_edges() -> None:
     assert Subscription.only([3]).adding([4], [5]) == Subscription.only([3, 4], [5])
 
 
-async def test_a_subscription_survives_a_server_restart(factory: Factory) -> None:
+async def test_a_subscription_survives_a_server_restart(factory: Factory, transport: str) -> None:
     dev = await factory.user(Role.DEVELOPER)
     watched = await factory.project(dev, name="watched")
     ignored = await factory.project(dev, name="ignored")
     received: list[Event] = []
     async with live_server(factory.ctx) as first:
         port = first.port
-        client = Client(first.ws_url, token=first.token_for(dev), backoff=FAST)
+        client = Client(first.ws_url, token=first.token_for(dev), backoff=FAST, transport=transport)
         await client.connect()
         result = await client.subscriptions.subscribe(projects=[watched.id])
         assert result == {"all": False, "projects": [watched.id], "bug_reports": []}

@@ -12,7 +12,10 @@ tests put this proxy between a client and the server and turn its knobs while tr
 - `reset_all()`: every open connection is reset (RST to both ends), as by a NAT or load
   balancer that lost its state; new connections work;
 - `cut()` / `restore()`: the link is gone: open connections are reset and new ones refused
-  (reset at once) until `restore()`.
+  (reset at once) until `restore()`;
+- `block_websockets`: a proxy that lets plain HTTP through but not WebSockets: each new
+  connection's request head is read, and a WebSocket upgrade is answered `403` ("refuse") or
+  reset ("reset"); any other request is forwarded as usual.
 
 `FaultProxy` runs on the caller's event loop; `ProxyThread` runs one on a loop of its own, for
 synchronous tests (Playwright) that drive it from another thread.
@@ -27,7 +30,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 CHUNK = 16 * 1024
 QUEUED_CHUNKS = 64  # per direction: a stalled or slow link pushes back on its sender
@@ -116,6 +119,8 @@ class FaultProxy:
         self.bandwidth: int | None = None
         self.accepted = 0  # connections accepted (and forwarded or refused)
         self.refused = 0
+        self.block_websockets: Literal["refuse", "reset"] | None = None
+        self.blocked_upgrades = 0
         self._cut = False
         self._links: set[_Link] = set()
         self._server: asyncio.Server | None = None
@@ -173,11 +178,22 @@ class FaultProxy:
             self.refused += 1
             _reset(writer)
             return
+        head = b""
+        if self.block_websockets is not None:
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                _reset(writer)
+                return
+            if b"\r\nupgrade: websocket" in head.lower():
+                self._refuse_upgrade(writer)
+                return
         try:
             upstream = await asyncio.open_connection(*self.upstream)
         except OSError:
             _reset(writer)
             return
+        upstream[1].write(head)  # what was read to look at it goes on first
         link = _Link(self, (reader, writer), upstream)
         self._links.add(link)
         try:
@@ -186,6 +202,18 @@ class FaultProxy:
             self._links.discard(link)
             for _, w in (link.client, link.upstream):
                 w.close()
+
+    def _refuse_upgrade(self, writer: asyncio.StreamWriter) -> None:
+        self.blocked_upgrades += 1
+        if self.block_websockets == "reset":
+            _reset(writer)
+            return
+        body = b"WebSockets are not allowed here\n"
+        writer.write(
+            b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        writer.close()
 
 
 class ProxyThread:

@@ -13,7 +13,7 @@ It needs only the shared domain (`bugstream.domain`: pydantic models and codes) 
 from __future__ import annotations
 
 from bugstream.client.backoff import Backoff
-from bugstream.client.client import Client, StateCallback
+from bugstream.client.client import Client
 from bugstream.client.delivery import Handler, ResyncHandler, SkippedHandler
 from bugstream.client.errors import (
     ClientClosed,
@@ -30,7 +30,7 @@ from bugstream.client.errors import (
 from bugstream.client.events import Event, EventPayload, RawPayload, Skipped, parse_event
 from bugstream.client.history import EventsPage, fetch_events, history
 from bugstream.client.presence import Presence, PresenceCallback, PresenceChange
-from bugstream.client.state import ConnectionState, Phase
+from bugstream.client.state import ConnectionState, Phase, StateCallback
 from bugstream.client.subscription import Subscription, Subscriptions
 from bugstream.client.tokens import TokenProvider
 from bugstream.domain.errors import (

@@ -1,4 +1,4 @@
-"""`Client`: one reconnecting, resuming WebSocket session with a bugstream server.
+"""`Client`: one reconnecting, resuming session with a bugstream server's event stream.
 
     async with Client("ws://localhost:8000/ws", token_provider=get_token) as client:
         async for event in client.events():
@@ -8,14 +8,14 @@ On its own it reconnects with backoff and jitter, obeys the close-code ranges, r
 without gaps or duplicates, refreshes its token on the open connection and answers commands
 by request id (docs/integration.md). Its parts: `tokens` and `refresh` (the token),
 `requests` (commands waiting for answers), `inbound` (messages after the welcome),
-`delivery` (the queue the application reads), `outcome` (how an attempt ended).
+`delivery` (the queue the application reads), `outcome` (how an attempt ended),
+`transport` (WebSocket or the SSE fallback: `sse`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import itertools
 import logging
 import random as random_module
@@ -26,7 +26,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from bugstream.client.backoff import Backoff
@@ -35,18 +34,18 @@ from bugstream.client.errors import (
     ClientClosed,
     ClientError,
     CommandTimeout,
-    ConnectionRejected,
     ReconnectFailed,
 )
 from bugstream.client.events import Event
 from bugstream.client.inbound import route
-from bugstream.client.outcome import ABNORMAL_CLOSURE, Outcome, dial, http_retryable
+from bugstream.client.outcome import ABNORMAL_CLOSURE, Outcome, http_retryable
 from bugstream.client.presence import Presence
 from bugstream.client.refresh import refresh_on_connection
 from bugstream.client.requests import PendingRequests
-from bugstream.client.state import ConnectionState, Phase
+from bugstream.client.state import ConnectionState, Phase, StateCallback, StateReporter
 from bugstream.client.subscription import Subscription, Subscriptions
 from bugstream.client.tokens import TokenKeeper, TokenProvider
+from bugstream.client.transport import Dialer, DialOptions, Link, Transport
 from bugstream.client.wire import (
     decode,
     message_limit,
@@ -59,18 +58,16 @@ from bugstream.domain.protocol import ServerMessage, is_terminal, needs_new_toke
 
 log = logging.getLogger("bugstream.client")
 
-StateCallback = Callable[[ConnectionState], object]
 Sleep = Callable[[float], Awaitable[None]]
 
 
 class Client:
-    """A bugstream WebSocket client. See the module docstring and docs/integration.md.
-
-    Give `token` (a JWT), or `token_provider` (a sync or async callable returning one: the
-    client then refreshes tokens by itself), or both. `last_event_id` resumes a stream a
-    previous run left (persist `client.processed_event_id` to use it). `sleep` and `random` are
-    the backoff's clock and jitter source (tests replace them).
-    """
+    """A bugstream client (docs/integration.md). Give `token` (a JWT), or `token_provider`
+    (a sync or async callable returning one: the client then refreshes tokens by itself), or
+    both. `last_event_id` resumes a stream a previous run left (persist
+    `client.processed_event_id` to use it). `transport`: "auto" (WebSocket, and the SSE
+    fallback where WebSockets are blocked: client/transport.py), "websocket" or "sse".
+    `sleep` and `random` are the backoff's clock and jitter source (tests replace them)."""
 
     def __init__(
         self,
@@ -91,6 +88,8 @@ class Client:
         ping_timeout: float | None = 20.0,
         close_timeout: float = 2.0,
         ssl: ssl_module.SSLContext | None = None,
+        transport: Transport = "auto",
+        fallback_after: int = 2,
         sleep: Sleep | None = None,
         random: Callable[[], float] | None = None,
     ) -> None:
@@ -109,16 +108,12 @@ class Client:
         )
         self._backoff = backoff or Backoff()
         self._command_timeout = command_timeout
-        self._open_timeout = open_timeout
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
-        self._close_timeout = close_timeout
-        self._ssl = ssl
+        options = DialOptions(open_timeout, ping_interval, ping_timeout, close_timeout, ssl)
+        self._dialer = Dialer(transport, fallback_after, options)
         self._sleep: Sleep = sleep or asyncio.sleep
         self._random = random or random_module.random
 
-        self._state = ConnectionState(Phase.CONNECTING, max_attempts=self._backoff.max_attempts)
-        self._state_callbacks: list[StateCallback] = []
+        self._states = StateReporter(self._backoff.max_attempts, self._spawn)
         self._pending = PendingRequests(lambda: message_limit(self._welcome))
         #: The declared subscription: `await client.subscriptions.subscribe(projects=[3])`.
         self.subscriptions = Subscriptions(self.send, subscription)
@@ -126,7 +121,7 @@ class Client:
         self._request_ids = itertools.count(1)
         self._background: set[asyncio.Task[Any]] = set()
 
-        self._ws: ClientConnection | None = None
+        self._ws: Link | None = None
         self._generation = 0
         self._ready = asyncio.Event()  # set while connected, and once stopped
         self._runner: asyncio.Task[None] | None = None
@@ -188,7 +183,12 @@ class Client:
 
     @property
     def state(self) -> ConnectionState:
-        return self._state
+        return self._states.current
+
+    @property
+    def transport(self) -> str:
+        """The transport in use, or of the next connection: "websocket" or "sse"."""
+        return self._dialer.transport
 
     @property
     def last_event_id(self) -> int | None:
@@ -239,8 +239,7 @@ class Client:
     def on_state(self, callback: StateCallback) -> StateCallback:
         """Call `callback(state)` on every change of `state` (usable as a decorator). An async
         callback is scheduled as a task."""
-        self._state_callbacks.append(callback)
-        return callback
+        return self._states.subscribe(callback)
 
     def on(
         self, event_type: str | None = None, event: str | None = None
@@ -301,7 +300,7 @@ class Client:
                 raise
             raise CommandTimeout(command, request_id, limit) from None
 
-    async def _wait_connected(self) -> tuple[ClientConnection, int]:
+    async def _wait_connected(self) -> tuple[Link, int]:
         while True:
             await self._ready.wait()
             if self._stopped:
@@ -327,22 +326,22 @@ class Client:
                 if outcome.welcomed:
                     failures = 0
                     token_retry_used = False
+                if self._dialer.falls_back(outcome):  # WebSockets are blocked: SSE, at once
+                    failures = 0
+                    self._states.set(Phase.RECONNECTING, attempt=1, close_code=outcome.close_code)
+                    continue
                 code = outcome.close_code
                 if code is not None and is_terminal(code):
                     if needs_new_token(code) and self._tokens.refreshes and not token_retry_used:
                         token_retry_used = True
                         if await self._tokens.renew():
-                            self._set_state(
+                            self._states.set(
                                 Phase.RECONNECTING, attempt=failures + 1, close_code=code
                             )
                             continue
                     raise outcome.rejected(refreshes=self._tokens.refreshes)
                 if outcome.http_status is not None and not http_retryable(outcome.http_status):
-                    raise ConnectionRejected(
-                        f"the server refused the WebSocket upgrade with HTTP "
-                        f"{outcome.http_status}; not reconnecting",
-                        http_status=outcome.http_status,
-                    )
+                    raise self._dialer.refused(outcome.http_status)
                 failures += 1
                 limit = self._backoff.max_attempts
                 if limit is not None and failures > limit:
@@ -354,11 +353,11 @@ class Client:
                     )
                 delay = self._backoff.delay(failures, self._random)
                 log.info("reconnecting in %.2f s (attempt %d)", delay, failures)
-                self._set_state(
+                self._states.set(
                     Phase.RECONNECTING, attempt=failures, next_delay=delay, close_code=code
                 )
                 await self._sleep(delay)
-                self._set_state(Phase.RECONNECTING, attempt=failures, close_code=code)
+                self._states.set(Phase.RECONNECTING, attempt=failures, close_code=code)
         except ClientError as exc:
             error = exc
         except asyncio.CancelledError:
@@ -368,22 +367,16 @@ class Client:
             error = exc
         finally:
             self._finish(error)
+            await self._dialer.aclose()
 
     async def _connect_once(self) -> Outcome:
         try:
             token = await self._tokens.for_connect()
         except Exception as exc:
             log.warning("the token provider failed: %s", exc)
-            return Outcome(False, exception=exc)
-        ws = await dial(
-            stream_url(self.url, self._last_event_id),
-            token,
-            open_timeout=self._open_timeout,
-            ping_interval=self._ping_interval,
-            ping_timeout=self._ping_timeout,
-            close_timeout=self._close_timeout,
-            ssl=self._ssl,
-        )
+            return Outcome(False, exception=exc, dialed=False)
+        url = stream_url(self.url, self._last_event_id)
+        ws = await self._dialer.dial(url, token, lambda: self._tokens.token)
         if isinstance(ws, Outcome):
             return ws
         self._generation += 1
@@ -391,7 +384,7 @@ class Client:
         outcome = Outcome(False)
         refresh: asyncio.Task[None] | None = None
         try:
-            async with asyncio.timeout(self._open_timeout):
+            async with asyncio.timeout(self._dialer.options.open_timeout):
                 while not outcome.welcomed:
                     message = decode(await ws.recv())
                     kind = message.get("type")
@@ -440,7 +433,7 @@ class Client:
             log.info("connection closed: %s %s", outcome.close_code, outcome.reason)
         return outcome
 
-    def _on_welcome(self, ws: ClientConnection, payload: dict[str, Any]) -> None:
+    def _on_welcome(self, ws: Link, payload: dict[str, Any]) -> None:
         self._welcome = payload
         self._tokens.on_welcome(
             parse_time(payload.get("server_time")), parse_time(payload.get("token_expires_at"))
@@ -456,7 +449,7 @@ class Client:
         for renewal in (self.subscriptions.renewal(), self.presence.renewal()):
             if renewal is not None:  # a new connection starts afresh: declare them again
                 self._spawn(renewal)
-        self._set_state(Phase.CONNECTED, connection_id=self.connection_id)
+        self._states.set(Phase.CONNECTED, connection_id=self.connection_id)
         if self._first_connect is not None and not self._first_connect.done():
             self._first_connect.set_result(None)
 
@@ -481,19 +474,4 @@ class Client:
         if self._first_connect is not None and not self._first_connect.done():
             self._first_connect.set_exception(error or ClientClosed("the client was closed"))
         self._delivery.stop(error)
-        self._set_state(Phase.CLOSED, close_code=self._state.close_code, error=error)
-
-    # ---- helpers --------------------------------------------------------------------------
-
-    def _set_state(self, phase: Phase, **fields: Any) -> None:
-        state = ConnectionState(phase, max_attempts=self._backoff.max_attempts, **fields)
-        if state == self._state:
-            return
-        self._state = state
-        for callback in list(self._state_callbacks):
-            try:
-                result = callback(state)
-                if inspect.isawaitable(result):
-                    self._spawn(result)
-            except Exception:
-                log.exception("a connection state callback failed")
+        self._states.set(Phase.CLOSED, close_code=self.state.close_code, error=error)

@@ -35,6 +35,7 @@ class Outcome:
     error: dict[str, Any] | None = None  # the last `error` payload that answered no request
     exception: BaseException | None = None  # a connect that failed before any close code
     http_status: int | None = None
+    dialed: bool = True  # False: it failed before connecting (the token provider)
 
     def rejected(self, *, refreshes: bool) -> ConnectionRejected:
         """The error for a "do not reconnect" close code."""

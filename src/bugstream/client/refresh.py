@@ -8,12 +8,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from bugstream.client.errors import ClientError, ConnectionLost
 from bugstream.client.requests import PendingRequests
 from bugstream.client.tokens import TokenKeeper
+from bugstream.client.transport import Link
 from bugstream.client.wire import encode, parse_time
 from bugstream.domain.errors import BugstreamError
 from bugstream.domain.protocol import ClientMessage
@@ -23,7 +23,7 @@ log = logging.getLogger("bugstream.client")
 
 async def refresh_on_connection(
     tokens: TokenKeeper,
-    ws: ClientConnection,
+    ws: Link,
     pending: PendingRequests,
     generation: int,
     *,

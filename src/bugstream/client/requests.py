@@ -12,16 +12,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from bugstream.client.errors import ConnectionLost, error_from_payload
+from bugstream.client.transport import Link
 from bugstream.client.wire import encode
 from bugstream.domain.errors import ErrorCode
 from bugstream.domain.protocol import ClientMessage
 
 #: Waits for an open connection: (the socket, its generation).
-Connected = Callable[[], Awaitable[tuple[ClientConnection, int]]]
+Connected = Callable[[], Awaitable[tuple[Link, int]]]
 
 
 @dataclass(slots=True)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+log = logging.getLogger("bugstream.client")
 
 
 class Phase(StrEnum):
@@ -41,3 +47,34 @@ class ConnectionState:
         if self.phase is Phase.CLOSED and self.error is not None:
             return f"closed: {self.error}"
         return self.phase.value
+
+
+StateCallback = Callable[[ConnectionState], object]
+
+
+class StateReporter:
+    """The client's current `ConnectionState`, and the callbacks told of each change (an
+    async callback's coroutine goes to `spawn`, which runs it as a task)."""
+
+    def __init__(self, max_attempts: int | None, spawn: Callable[[Awaitable[Any]], None]):
+        self._max_attempts = max_attempts
+        self._spawn = spawn
+        self.current = ConnectionState(Phase.CONNECTING, max_attempts=max_attempts)
+        self._callbacks: list[StateCallback] = []
+
+    def subscribe(self, callback: StateCallback) -> StateCallback:
+        self._callbacks.append(callback)
+        return callback
+
+    def set(self, phase: Phase, **fields: Any) -> None:
+        state = ConnectionState(phase, max_attempts=self._max_attempts, **fields)
+        if state == self.current:
+            return
+        self.current = state
+        for callback in list(self._callbacks):
+            try:
+                result = callback(state)
+                if inspect.isawaitable(result):
+                    self._spawn(result)
+            except Exception:
+                log.exception("a connection state callback failed")

@@ -100,6 +100,8 @@ class ScriptedServer:
         self.script = script
         self.attempts: list[Attempt] = []
         self.received: list[dict[str, Any]] = []
+        #: Requests for any path but /ws (the SSE fallback's stream), answered 404.
+        self.other_requests: list[str] = []
         self.port = 0
         self._steps: dict[int, Step] = {}
 
@@ -112,6 +114,10 @@ class ScriptedServer:
         return self.script[index] if index < len(self.script) else Refuse(503)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if not urlsplit(request.path).path.endswith("/ws"):
+            # A server without the SSE fallback (an SDK on "auto" may try it): not a step.
+            self.other_requests.append(request.path)
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
         auth = request.headers.get("Authorization", "")
         query = parse_qs(urlsplit(request.path).query)
         last = query.get("last_event_id")
