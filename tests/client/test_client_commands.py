@@ -18,6 +18,7 @@ from bugstream.client import (
     Forbidden,
     NotFound,
     Phase,
+    Transport,
     ValidationFailed,
 )
 from bugstream.domain.enums import Role
@@ -31,7 +32,7 @@ from tests.support.live import live_server
 
 
 async def test_commands_return_the_ack_result_or_raise_typed_errors(
-    factory: Factory, transport: str
+    factory: Factory, transport: Transport
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
@@ -167,7 +168,7 @@ async def test_a_connection_lost_before_the_answer_is_reported() -> None:
 
 
 async def test_every_commands_ack_carries_its_declared_result_model(
-    factory: Factory, transport: str
+    factory: Factory, transport: Transport
 ) -> None:
     """`CommandSpec.result` (what the TypeScript types promise `send` resolves with) is what
     the server's acks carry: every field of the model, and nothing else."""

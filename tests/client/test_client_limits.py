@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from bugstream.client import BugstreamError, Client
+from bugstream.client import BugstreamError, Client, Transport
 from bugstream.client.wire import encode
 from bugstream.domain.enums import Role
 from bugstream.domain.errors import ErrorCode
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 async def test_an_oversized_command_fails_at_once_and_the_connection_stays(
     factory: Factory,
-    transport: str,
+    transport: Transport,
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)

@@ -18,6 +18,7 @@ from bugstream.client import (
     Phase,
     ResyncRequired,
     TokenExpired,
+    Transport,
 )
 from bugstream.domain.enums import BugStatus, Role
 from bugstream.domain.events import Event as OutboxEvent
@@ -80,7 +81,7 @@ def visible_to(user: User, project_ids: set[int]) -> Callable[[OutboxEvent], boo
 
 
 async def test_events_are_typed_domain_entities_with_the_raw_payload(
-    factory: Factory, transport: str
+    factory: Factory, transport: Transport
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     lead = await factory.user(Role.MANAGER)
@@ -120,7 +121,7 @@ async def test_events_are_typed_domain_entities_with_the_raw_payload(
 
 
 async def test_handlers_run_per_type_and_event_in_registration_order(
-    factory: Factory, transport: str
+    factory: Factory, transport: Transport
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
@@ -169,7 +170,7 @@ async def test_handlers_run_per_type_and_event_in_registration_order(
 
 
 async def test_a_server_restart_loses_no_event_and_repeats_none(
-    factory: Factory, transport: str
+    factory: Factory, transport: Transport
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     outsider = await factory.user(Role.DEVELOPER)
@@ -217,7 +218,7 @@ async def test_a_server_restart_loses_no_event_and_repeats_none(
 
 async def test_a_command_sent_while_the_server_is_down_completes_after_restart(
     factory: Factory,
-    transport: str,
+    transport: Transport,
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
@@ -244,7 +245,7 @@ async def test_a_command_sent_while_the_server_is_down_completes_after_restart(
 
 async def test_a_resume_beyond_the_window_raises_resync_required_then_goes_on(
     factory: Factory,
-    transport: str,
+    transport: Transport,
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
@@ -268,7 +269,7 @@ async def test_a_resume_beyond_the_window_raises_resync_required_then_goes_on(
 
 
 async def test_with_on_resync_the_callback_is_told_and_events_go_on(
-    factory: Factory, transport: str
+    factory: Factory, transport: Transport
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
@@ -305,7 +306,7 @@ def short_token(live: LiveServer, user: User, seconds_left: float) -> str:
     return live.token_for(user, ttl_seconds=60, now=issued)
 
 
-async def test_token_refresh_keeps_the_connection(factory: Factory, transport: str) -> None:
+async def test_token_refresh_keeps_the_connection(factory: Factory, transport: Transport) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
     async with live_server(factory.ctx) as live:
@@ -352,7 +353,7 @@ async def test_token_refresh_keeps_the_connection(factory: Factory, transport: s
 
 async def test_an_expired_token_without_a_provider_ends_with_token_expired(
     factory: Factory,
-    transport: str,
+    transport: Transport,
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     async with live_server(factory.ctx) as live:
@@ -368,7 +369,7 @@ async def test_an_expired_token_without_a_provider_ends_with_token_expired(
 
 
 async def test_an_invalid_token_is_rejected_without_retrying(
-    factory: Factory, transport: str
+    factory: Factory, transport: Transport
 ) -> None:
     async with live_server(factory.ctx) as live:
         sleeps: list[float] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bugstream.client import Client, NotFound, PresenceChange
+from bugstream.client import Client, NotFound, PresenceChange, Transport
 from bugstream.domain.protocol import CloseCode
 from tests.client.test_client_live import FAST, until
 from tests.support.factory import Factory
@@ -16,7 +16,7 @@ from tests.support.presence import presence_messages
 
 async def test_presence_reaches_on_change_and_the_view_survives_a_reconnect(
     factory: Factory,
-    transport: str,
+    transport: Transport,
 ) -> None:
     alice = await factory.user(name="alice")
     bob = await factory.user(name="bob")

@@ -3,7 +3,8 @@ link, stalls (loss as TCP sees it), resets and a cut link, while events are comm
 
 Each scenario checks what an application would notice: every event its user may see arrives,
 once, in commit order (the ids it received are exactly the outbox's visible ids after its
-start), and after the fault ends it is connected again within a bounded time.
+start), and after the fault ends it is connected again within a bounded time. Each runs
+over `/ws` and over the SSE fallback (the `transport` fixture).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bugstream.client import Backoff, Client, ConnectionState, Event, Phase
+from bugstream.client import Backoff, Client, ConnectionState, Event, Phase, Transport
 from bugstream.domain.enums import Role
 from bugstream.domain.models import BugCreate
 from bugstream.services import bugs
@@ -56,7 +57,12 @@ Fault = Callable[[FaultProxy, Run], Awaitable[None]]
 
 
 async def stream_through_fault(
-    factory: Factory, fault: Fault, *, writes: int = WRITES, pace: float = 0.02
+    factory: Factory,
+    fault: Fault,
+    transport: Transport,
+    *,
+    writes: int = WRITES,
+    pace: float = 0.02,
 ) -> tuple[Run, FaultProxy]:
     """Connect a client through a proxy, commit `writes` bugs `pace` apart while `fault`
     works on the proxy, and check that the client got exactly what it may see, in order."""
@@ -67,7 +73,10 @@ async def stream_through_fault(
     loop = asyncio.get_running_loop()
     # Uncompressed frames: the slow link's bandwidth is set for ~500 B events as they are
     # written (permessage-deflate would shrink them; tests/gateway/test_compression*.py).
-    server = live_server(factory.ctx, ws_compression=False)
+    # A stream's liveness is the server's heartbeat (its ping interval, plus the client's
+    # ping_timeout), where a socket's is the client's own pings: both notice a stall in ~1.5 s.
+    heartbeat = {"ws_ping_interval_seconds": 0.5} if transport == "sse" else {}
+    server = live_server(factory.ctx, ws_compression=False, **heartbeat)
     async with server as live, FaultProxy(live.port) as proxy:
         client = Client(
             f"{proxy.url}/ws",
@@ -77,10 +86,12 @@ async def stream_through_fault(
             ping_timeout=1.0,
             close_timeout=0.5,
             open_timeout=1.5,
+            transport=transport,
         )
         run = Run(client)
         client.on_state(lambda state: run.states.append((loop.time(), state)))
         await client.connect()
+        assert client.transport == transport
         start = client.last_event_id
         assert start is not None
 
@@ -123,7 +134,9 @@ async def stream_through_fault(
     return run, proxy
 
 
-async def test_latency_and_a_slow_link_lose_and_reorder_nothing(factory: Factory) -> None:
+async def test_latency_and_a_slow_link_lose_and_reorder_nothing(
+    factory: Factory, transport: Transport
+) -> None:
     latency = 0.15
     delays: list[float] = []
 
@@ -136,7 +149,7 @@ async def test_latency_and_a_slow_link_lose_and_reorder_nothing(factory: Factory
             now = asyncio.get_running_loop().time()
             delays.append(now - run.committed[event.raw["id"]])
 
-    run, _ = await stream_through_fault(factory, slow_link)
+    run, _ = await stream_through_fault(factory, slow_link, transport)
     assert run.connections() == 1, "a slow link is not a reason to reconnect"
     # The link really was slow: no event came sooner than its latency, and the capped
     # bandwidth queued the later ones behind the earlier.
@@ -145,7 +158,9 @@ async def test_latency_and_a_slow_link_lose_and_reorder_nothing(factory: Factory
     assert max(delays) > 2 * latency
 
 
-async def test_short_stalls_are_ridden_out_and_a_long_one_reconnects(factory: Factory) -> None:
+async def test_short_stalls_are_ridden_out_and_a_long_one_reconnects(
+    factory: Factory, transport: Transport
+) -> None:
     resumed_at: list[float] = []
 
     async def stalls(proxy: FaultProxy, run: Run) -> None:
@@ -163,13 +178,15 @@ async def test_short_stalls_are_ridden_out_and_a_long_one_reconnects(factory: Fa
         proxy.resume()
         resumed_at.append(loop.time())
 
-    run, _ = await stream_through_fault(factory, stalls)
+    run, _ = await stream_through_fault(factory, stalls, transport)
     assert run.connections() >= 2
     back = run.connected_after(resumed_at[0])
     assert back is not None and back <= BACK_WITHIN, back
 
 
-async def test_resets_mid_stream_lose_and_repeat_nothing(factory: Factory) -> None:
+async def test_resets_mid_stream_lose_and_repeat_nothing(
+    factory: Factory, transport: Transport
+) -> None:
     resets: list[float] = []
 
     async def resets_while_writing(proxy: FaultProxy, run: Run) -> None:
@@ -180,7 +197,7 @@ async def test_resets_mid_stream_lose_and_repeat_nothing(factory: Factory) -> No
             proxy.reset_all()
             resets.append(loop.time())
 
-    run, _ = await stream_through_fault(factory, resets_while_writing)
+    run, _ = await stream_through_fault(factory, resets_while_writing, transport)
     assert run.connections() == 1 + len(resets)
     for moment in resets:
         back = run.connected_after(moment)
@@ -188,7 +205,7 @@ async def test_resets_mid_stream_lose_and_repeat_nothing(factory: Factory) -> No
 
 
 async def test_a_cut_link_refuses_until_restored_and_the_client_comes_back(
-    factory: Factory,
+    factory: Factory, transport: Transport
 ) -> None:
     restored: list[float] = []
 
@@ -201,7 +218,7 @@ async def test_a_cut_link_refuses_until_restored_and_the_client_comes_back(
         proxy.restore()
         restored.append(loop.time())
 
-    run, proxy = await stream_through_fault(factory, cut)
+    run, proxy = await stream_through_fault(factory, cut, transport)
     assert proxy.refused >= 2, "the client kept trying while the link was cut"
     assert run.connections() == 2
     back = run.connected_after(restored[0])

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from bugstream.client import Client, Event, Subscription
+from bugstream.client import Client, Event, Subscription, Transport
 from bugstream.domain.enums import Role
 from bugstream.domain.events import EventName, EventType
 from tests.client.test_client_live import FAST, collect, create_bugs, until
@@ -49,7 +49,9 @@ def test_renewal_messages_and_their_edges() -> None:
     assert Subscription.only([3]).adding([4], [5]) == Subscription.only([3, 4], [5])
 
 
-async def test_a_subscription_survives_a_server_restart(factory: Factory, transport: str) -> None:
+async def test_a_subscription_survives_a_server_restart(
+    factory: Factory, transport: Transport
+) -> None:
     dev = await factory.user(Role.DEVELOPER)
     watched = await factory.project(dev, name="watched")
     ignored = await factory.project(dev, name="ignored")

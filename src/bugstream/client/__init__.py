@@ -33,6 +33,7 @@ from bugstream.client.presence import Presence, PresenceCallback, PresenceChange
 from bugstream.client.state import ConnectionState, Phase, StateCallback
 from bugstream.client.subscription import Subscription, Subscriptions
 from bugstream.client.tokens import TokenProvider
+from bugstream.client.transport import Transport
 from bugstream.domain.errors import (
     AuthError,
     BugstreamError,
@@ -90,6 +91,7 @@ __all__ = [
     "Subscriptions",
     "TokenExpired",
     "TokenProvider",
+    "Transport",
     "User",
     "ValidationFailed",
     "error_from_payload",
