@@ -30,6 +30,7 @@ from bugstream.client import (
     ResyncRequired,
 )
 from bugstream.client.events import RawPayload
+from bugstream.client.transport import TRANSPORTS
 
 TOKEN_ENV = "BUGSTREAM_TOKEN"
 _TEXT_LIMIT = 60
@@ -54,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--initial-delay", type=float, default=2.0, help="first reconnect delay in s (default 2)"
+    )
+    parser.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="auto",
+        help="auto (default): WebSocket, or the SSE fallback where WebSockets are blocked",
     )
     parser.add_argument("--quiet", action="store_true", help="no connection messages on stderr")
 
@@ -143,9 +150,10 @@ def format_resync(notice: ResyncRequired, as_json: bool) -> str:
     )
 
 
-def _status(state: ConnectionState, *, was_connected: bool) -> str | None:
+def _status(state: ConnectionState, *, was_connected: bool, transport: str) -> str | None:
     if state.phase is Phase.CONNECTED:
-        return f"connected ({state.connection_id})"
+        over = " over SSE (the WebSocket fallback)" if transport == "sse" else ""
+        return f"connected ({state.connection_id}){over}"
     if state.phase is Phase.RECONNECTING and state.next_delay is not None:
         cause = f" (close code {state.close_code})" if state.close_code else ""
         what = "disconnected" if was_connected else "could not connect"
@@ -183,7 +191,7 @@ async def listen(args: argparse.Namespace) -> int:
 
     def on_state(state: ConnectionState) -> None:
         nonlocal connected
-        line = _status(state, was_connected=connected)
+        line = _status(state, was_connected=connected, transport=client.transport)
         connected = connected or state.phase is Phase.CONNECTED
         if line:
             err(line)
@@ -196,6 +204,7 @@ async def listen(args: argparse.Namespace) -> int:
         last_event_id=args.last_event_id,
         backoff=Backoff(initial=args.initial_delay, max_attempts=args.max_attempts),
         on_resync=on_resync,
+        transport=args.transport,
         **_token_source(args),
     )
     client.on_state(on_state)

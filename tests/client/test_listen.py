@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bugstream.client import Transport
 from bugstream.domain.enums import BugStatus, Role
 from bugstream.domain.models import BugStatusChange
 from bugstream.services import bugs
@@ -86,7 +87,9 @@ async def test_listen_prints_readable_lines_resuming_and_live(
     ]
 
 
-async def test_listen_json_lines_survive_a_server_restart(factory: Factory) -> None:
+async def test_listen_json_lines_survive_a_server_restart(
+    factory: Factory, transport: Transport
+) -> None:
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
     start = await mark(factory.ctx)
@@ -94,10 +97,12 @@ async def test_listen_json_lines_survive_a_server_restart(factory: Factory) -> N
         port = first.port
         proc = await start_listen(
             "--url", first.ws_url, "--json", "--count", "4",
-            "--initial-delay", "0.1", "--max-attempts", "30",
+            "--initial-delay", "0.1", "--max-attempts", "30", "--transport", transport,
             env={"BUGSTREAM_TOKEN": first.token_for(dev)},
         )  # fmt: skip
-        assert (await read_line(proc.stderr)).startswith("connected (")
+        connected = await read_line(proc.stderr)
+        assert connected.startswith("connected (")
+        assert connected.endswith(" over SSE (the WebSocket fallback)") == (transport == "sse")
         await factory.bug(project, dev, title="one")
         await factory.bug(project, dev, title="two")
         lines = [await read_line(proc.stdout), await read_line(proc.stdout)]

@@ -22,6 +22,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
+from bugstream.client import Backoff, Client, ReconnectFailed, Transport
 from tests.gateway.test_lifecycle import Served, admin_token, start_serve
 from tests.support.net import free_port
 from tests.support.tls import self_signed_certificate
@@ -77,6 +78,32 @@ async def test_wss_and_https_with_a_self_signed_certificate(
         )
     with pytest.raises(httpx.ConnectError):
         await asyncio.to_thread(httpx.get, f"{server.url}/api/v1/users/me")
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+async def test_the_sdk_connects_over_tls_on_either_transport(
+    tls_server: tuple[Served, ssl.SSLContext], transport: Transport
+) -> None:
+    # wss:// for the socket, https:// for the SSE fallback: both trust the context given,
+    # and neither connects without it.
+    server, trust = tls_server
+    token = await asyncio.to_thread(admin_token, server, verify=trust)
+    url = f"wss://127.0.0.1:{server.port}/ws"
+    async with Client(url, token=token, ssl=trust, transport=transport) as client:
+        assert client.welcome["user"]["username"] == "admin"
+        assert client.transport == transport
+        # A command's answer comes back (over SSE: posted over https, answered on the stream).
+        assert await client.send("notification.mark_all_read") == {"ids": []}
+    untrusting = Client(
+        url,
+        token=token,
+        ssl=ssl.create_default_context(),
+        transport=transport,
+        backoff=Backoff(initial=0.01, max_attempts=1),
+    )
+    with pytest.raises(ReconnectFailed) as failed:
+        await untrusting.connect()
+    assert "CERTIFICATE_VERIFY_FAILED" in repr(failed.value.error)
 
 
 def test_production_without_tls_refuses_to_start(tmp_path: Path) -> None:
