@@ -26,13 +26,15 @@ async def test_presence_reaches_on_change_and_the_view_survives_a_reconnect(
     hidden = await factory.bug(await factory.project(outsider), outsider)
     changes: list[PresenceChange] = []
     async with live_server(factory.ctx) as live:
-        # Presence messages are opt-in: `?presence=true` in the URL.
+        # Presence messages are opt-in: `presence=True` (`?presence=true` in the URL).
         client = Client(
-            f"{live.ws_url}?presence=true",
+            live.ws_url,
             token=live.token_for(alice),
             backoff=FAST,
             transport=transport,
+            presence=True,
         )
+        assert client.url == f"{live.ws_url}?presence=true"
         client.presence.on_change(changes.append)
         async with client:
             watcher = await live.connect(bob, query="presence=true")

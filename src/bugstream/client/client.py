@@ -53,6 +53,7 @@ from bugstream.client.wire import (
     payload_of,
     retrieve,
     stream_url,
+    with_query,
 )
 from bugstream.domain.protocol import ServerMessage, is_terminal, needs_new_token
 
@@ -90,6 +91,7 @@ class Client:
         ssl: ssl_module.SSLContext | None = None,
         transport: Transport = "auto",
         fallback_after: int = 2,
+        presence: bool = False,
         sleep: Sleep | None = None,
         random: Callable[[], float] | None = None,
     ) -> None:
@@ -98,7 +100,8 @@ class Client:
             raise ValueError(f"expected a ws:// or wss:// URL, got {url!r}")
         if last_event_id is not None and last_event_id < 0:
             raise ValueError("last_event_id must not be negative")
-        self.url = url
+        # Presence messages are opt-in (`view_bug` opts in too): client/presence.py.
+        self.url = with_query(url, presence="true") if presence else url
         self._tokens = TokenKeeper(
             token, token_provider, refresh_ratio=refresh_ratio, refresh_margin=refresh_margin
         )

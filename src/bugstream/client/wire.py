@@ -67,6 +67,13 @@ def stream_url(url: str, last_event_id: int | None) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def with_query(url: str, **params: str) -> str:
+    """`url` with these query parameters set (replacing any of the same name)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode([*query, *params.items()])))
+
+
 def message_limit(welcome: dict[str, Any]) -> int | None:
     """`limits.max_message_bytes` of a welcome, if it says."""
     limits = welcome.get("limits")
