@@ -32,6 +32,7 @@ from bugstream.domain.origins import LOCAL_ORIGIN_PATTERN
 from bugstream.domain.tickets import TicketLedger
 from bugstream.gateway.config import GatewayConfig
 from bugstream.gateway.gateway import Gateway
+from bugstream.gateway.sse import SseSink
 from bugstream.gateway.uvicorn_protocol import GATEWAY_STATE_KEY
 from bugstream.observability.http_metrics import RequestCounterMiddleware
 from bugstream.observability.metrics import PrometheusTelemetry, StateCollector, StateSources
@@ -281,6 +282,13 @@ class Runtime:
             used = p.checkedout() if hasattr(p, "checkedout") else 0
             return (int(size), int(overflow), int(used))
 
+        def stream_kinds() -> tuple[int, int]:
+            if self.gateway is None:
+                return (0, 0)
+            connections = list(self.gateway.hub.connections())
+            streams = sum(1 for c in connections if isinstance(c.sink, SseSink))
+            return (streams, sum(1 for c in connections if c.follows_presence))
+
         return StateSources(
             connections=lambda: self.gateway.hub.connection_count if self.gateway else 0,
             connections_limit=lambda: self.settings.ws_max_connections,
@@ -292,6 +300,7 @@ class Runtime:
                 self.capture_backlog.value if self.capture_backlog else 0.0
             ),
             socket_writes=self.socket_writes,
+            stream_kinds=stream_kinds,
         )
 
     async def stop(self) -> None:

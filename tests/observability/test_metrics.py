@@ -6,6 +6,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
+from bugstream.client import Client
 from bugstream.domain.enums import Role
 from bugstream.domain.models import BugCreate
 from bugstream.services import bugs
@@ -149,3 +150,25 @@ async def test_rest_errors_failed_logins_and_refused_upgrades_are_counted(
         # The test database's pool: create_engine's defaults (10 + 10), on both backends.
         assert value(s, "bugstream_db_pool_size") == 10
         assert value(s, "bugstream_db_pool_max_overflow") == 10
+
+
+async def test_sse_streams_and_presence_followers_are_gauged(factory: Factory) -> None:
+    # An operator tells how many users are on the fallback (a proxy blocking WebSockets) and
+    # how many receive presence chatter.
+    alice = await factory.user(Role.DEVELOPER)
+    async with live_server(factory.ctx) as live:
+        socket = await live.connect(alice)
+        watcher = await live.connect(alice, query="presence=true")
+        async with Client(live.ws_url, token=live.token_for(alice), transport="sse"):
+            s = await scrape(live.http_url)
+            assert value(s, "bugstream_ws_connections") == 3
+            assert value(s, "bugstream_sse_streams") == 1
+            assert value(s, "bugstream_presence_connections") == 1
+            await socket.send({"type": "presence.view", "payload": {"bug_report_id": None}})
+            await socket.expect(lambda m: m["type"] == "ack")
+            s = await scrape(live.http_url)
+            assert value(s, "bugstream_presence_connections") == 2  # a view opts in too
+        await wait_until(lambda: live.gateway.hub.connection_count == 2)
+        s = await scrape(live.http_url)
+        assert value(s, "bugstream_sse_streams") == 0
+        await watcher.close()

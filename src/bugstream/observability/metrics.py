@@ -167,6 +167,8 @@ class StateSources:
     pool: Callable[[], tuple[int, int, int]]  # (size, max overflow, checked out)
     capture_oldest_pending: Callable[[], float]
     socket_writes: Callable[[], tuple[int, int]]  # (writes, frames they carried)
+    #: (SSE streams among the connections, connections that receive presence messages)
+    stream_kinds: Callable[[], tuple[int, int]] = lambda: (0, 0)
 
 
 class StateCollector(Collector):
@@ -177,8 +179,20 @@ class StateCollector(Collector):
         s = self._sources
         yield GaugeMetricFamily(
             "bugstream_ws_connections",
-            "WebSocket connections open on this instance",
+            "Connections open on this instance (WebSockets and SSE streams)",
             value=s.connections(),
+        )
+        streams, following_presence = s.stream_kinds()
+        yield GaugeMetricFamily(
+            "bugstream_sse_streams",
+            "SSE streams (the WebSocket fallback) open on this instance; "
+            "bugstream_ws_connections counts them too",
+            value=streams,
+        )
+        yield GaugeMetricFamily(
+            "bugstream_presence_connections",
+            "Connections on this instance that receive presence messages (they opted in)",
+            value=following_presence,
         )
         yield GaugeMetricFamily(
             "bugstream_ws_connections_limit",
