@@ -22,6 +22,7 @@ import httpx
 import orjson
 import websockets
 
+from bugstream.client import Client, Phase
 from bugstream.domain.enums import Role
 from tests.conftest import skip_or_fail
 from tests.support.factory import Factory
@@ -197,3 +198,52 @@ async def test_wss_through_nginx_reaches_both_instances_without_sticky_sessions(
                 response = await plain.get(f"http://127.0.0.1:{ports[0]}/ws?token={token}")
             assert response.status_code == 301
             assert response.headers["location"].startswith("https://")
+
+
+async def test_the_sse_fallback_through_nginx_keeps_stream_and_posts_on_one_instance(
+    factory: Factory, tmp_path: Path
+) -> None:
+    # The stream's location hashes by client address: a client's stream and the messages it
+    # posts for it reach the same instance (else each POST would be 404), and events are not
+    # held in nginx's buffers (the stream's `X-Accel-Buffering: no`, and proxy_buffering off):
+    # they arrive while the stream stays open.
+    nginx = nginx_binary()
+    dev = await factory.user(Role.DEVELOPER)
+    project = await factory.project(dev)
+    ports = (free_port(), free_port())
+    async with (
+        live_server(factory.ctx, behind_tls_proxy=True) as one,
+        live_server(factory.ctx, behind_tls_proxy=True) as two,
+    ):
+        site = site_config(tmp_path, ports=ports, upstreams=(one.port, two.port))
+        conf = main_config(tmp_path, site)
+        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        url = f"wss://127.0.0.1:{ports[1]}/ws"
+        async with running_nginx(nginx, tmp_path, conf, ports[1]):
+            clients = [
+                Client(url, token=one.token_for(dev), ssl=trust, transport="sse") for _ in range(2)
+            ]
+            for client in clients:
+                await client.connect()
+            try:
+                counts = sorted(s.gateway.hub.connection_count for s in (one, two))
+                assert counts == [0, 2], "both streams of one address on one instance"
+                for n in range(5):
+                    for client in clients:
+                        created = await client.send(
+                            "bug_report.create", {"project_id": project.id, "title": f"t{n}"}
+                        )
+                        assert created["title"] == f"t{n}"
+                titles = [f"t{n}" for n in range(5) for _ in clients]
+                for client in clients:
+                    received: list[str] = []
+                    events = client.events()
+                    while len(received) < len(titles):
+                        event = await asyncio.wait_for(anext(events), TIMEOUT)
+                        received.append(event.raw["title"])
+                    assert received == titles
+                    assert client.state.phase is Phase.CONNECTED
+                    assert client.transport == "sse"
+            finally:
+                for client in clients:
+                    await client.close()
