@@ -228,9 +228,15 @@ async def run_target(
         rss0 = server.rss()
         cpu0 = server.cpu()
         paths = [f"/ws?token={users.token_of(i)}" for i in range(n)]
+        connect_profiler = None
+        if args.profile and kind == "bugstream":
+            connect_profiler = Profiler(server.pid, Path(f"{args.profile}-connect.txt"))
+            await asyncio.sleep(0.5)
         connect_s, errors = await connect_all(
             clients, server.port, paths, concurrency=args.connect_concurrency
         )
+        if connect_profiler is not None:
+            result.setdefault("profiles", {})["connect"] = await connect_profiler.stop()
         connected = sum(1 for c in clients if c.welcome_count)
         result.update(
             connected=connected,
@@ -402,7 +408,9 @@ def main() -> None:
     parser.add_argument("--server-core", type=int, default=0, help="taskset core of the server")
     parser.add_argument("--client-core", type=int, default=1, help="core of this process")
     parser.add_argument(
-        "--profile", help="py-spy bugstream in each phase; raw stacks to FILE-paced.txt, ..."
+        "--profile",
+        help="py-spy bugstream while clients connect and in each phase; raw stacks to "
+        "FILE-connect.txt, FILE-paced.txt, ...",
     )
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis bus")
     parser.add_argument("--redis-db", type=int, default=13)

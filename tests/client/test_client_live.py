@@ -357,7 +357,9 @@ async def test_an_expired_token_without_a_provider_ends_with_token_expired(
 ) -> None:
     dev = await factory.user(Role.DEVELOPER)
     async with live_server(factory.ctx) as live:
-        client = Client(live.ws_url, token=short_token(live, dev, 1.0), transport=transport)
+        # 1-2 s left (JWT times are whole seconds): enough to connect first, on either
+        # transport (the first SSE stream of a process pays ~0.2 s of httpx's imports).
+        client = Client(live.ws_url, token=short_token(live, dev, 2.0), transport=transport)
         await client.connect()
         with pytest.raises(TokenExpired) as expired:
             await asyncio.wait_for(client.run(), 10)
