@@ -285,9 +285,9 @@ class Runtime:
         def stream_kinds() -> tuple[int, int]:
             if self.gateway is None:
                 return (0, 0)
-            connections = list(self.gateway.hub.connections())
+            connections = self.gateway.hub.connections()
             streams = sum(1 for c in connections if isinstance(c.sink, SseSink))
-            return (streams, sum(1 for c in connections if c.follows_presence))
+            return (streams, self.gateway.presence.followers)
 
         return StateSources(
             connections=lambda: self.gateway.hub.connection_count if self.gateway else 0,

@@ -213,8 +213,7 @@ class Gateway:
         conn = await self.opener.open(sink, request)
         if conn is None:
             return sink.refusal()
-        self.presence.opened(conn)
-        conn.follows_presence = follows_presence(request.query)
+        self.presence.opened(conn, follows=follows_presence(request.query))
         sink.conn = conn
         return self._stream_body(conn, sink)
 
@@ -238,8 +237,7 @@ class Gateway:
         """Authenticate and register a new socket; None if it was refused (and closed)."""
         conn = await self.opener.open(sink, request)
         if conn is not None:
-            self.presence.opened(conn)
-            conn.follows_presence = follows_presence(request.query)
+            self.presence.opened(conn, follows=follows_presence(request.query))
         return conn
 
     # ---- serving --------------------------------------------------------------------------

@@ -261,6 +261,10 @@ class Hub:
             self._project_audience[project_id] = audience
         return audience
 
+    def in_project_audience(self, user_id: int, project_id: int) -> bool:
+        """Whether the user's connections are in `project_audience(project_id)`."""
+        return user_id in self._admins or user_id in self._project_users.get(project_id, ())
+
     def _connections_of(self, user_ids: Iterable[int]) -> list[Connection]:
         users = self._users
         return [c for u in user_ids if (a := users.get(u)) is not None for c in a.connections]

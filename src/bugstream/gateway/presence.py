@@ -53,6 +53,10 @@ class Presence:
         self.ctx = ctx
         # The last store call queued for each connection (the next one waits for it).
         self._last: dict[str, asyncio.Future[None]] = {}
+        #: The connections here that receive presence messages (they opted in). A change is
+        #: offered to these only: going through a project's whole audience cost every connect
+        #: O(connections) when nobody follows presence (a connect storm went quadratic).
+        self._followers: set[Connection] = set()
 
     async def start(self) -> None:
         await self.store.start(self.deliver)
@@ -62,7 +66,9 @@ class Presence:
             await asyncio.wait(list(self._last.values()), timeout=2)
         await self.store.stop()
 
-    def opened(self, conn: Connection) -> None:
+    def opened(self, conn: Connection, *, follows: bool) -> None:
+        if follows:
+            self.follow(conn)
         access = self.hub.known_user(conn.user_id)
         projects = tuple(sorted(access.projects)) if access is not None else ()
         entry = PresenceEntry(conn.user_id, conn.info.username, projects)
@@ -87,7 +93,17 @@ class Presence:
                     partial(self.store.regroup, connection_id, projects),
                 )
 
+    def follow(self, conn: Connection) -> None:
+        """`conn` receives presence messages from now on."""
+        conn.follows_presence = True
+        self._followers.add(conn)
+
+    @property
+    def followers(self) -> int:
+        return len(self._followers)
+
     def closed(self, conn: Connection) -> None:
+        self._followers.discard(conn)
         connection_id = conn.info.connection_id
         self._chain(connection_id, lambda: self.store.disconnect(connection_id))
 
@@ -98,7 +114,7 @@ class Presence:
             payload = PresenceViewPayload.model_validate(message.payload)
         except ValidationError as exc:
             raise error_from_pydantic(exc.errors()) from None
-        conn.follows_presence = True  # one who shows what they view sees who else does
+        self.follow(conn)  # one who shows what they view sees who else does
         bug_id, project_id = payload.bug_report_id, None
         if bug_id is not None:
             user = await active_user(self.ctx, conn.user_id)
@@ -113,7 +129,11 @@ class Presence:
         self.hub.send(conn, ack_frame(message.request_id, message.type, result))
 
     def deliver(self, changes: list[PresenceChange]) -> None:
-        """Queue each change for the audience of each of its projects (one frame each)."""
+        """Queue each change for the followers in the audience of each of its projects (one
+        frame each)."""
+        if not self._followers:
+            return
+        in_audience = self.hub.in_project_audience
         for change in changes:
             user = {"id": change.user_id, "username": change.username}
             for project_id in change.project_ids:
@@ -127,8 +147,10 @@ class Presence:
                         "payload": payload,
                     }
                 )
-                for conn in self.hub.project_audience(project_id):
-                    if _wants(conn, project_id, change.bug_report_id):
+                for conn in self._followers:
+                    if in_audience(conn.user_id, project_id) and _wants(
+                        conn, project_id, change.bug_report_id
+                    ):
                         self.hub.send(conn, frame)
 
     def _chain(
@@ -154,7 +176,7 @@ class Presence:
 
 
 def _wants(conn: Connection, project_id: int, bug_report_id: int | None) -> bool:
-    if not conn.follows_presence:
+    if conn.closed:
         return False
     sub = conn.subscription
     if not sub.narrowed:
