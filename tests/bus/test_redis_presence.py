@@ -5,6 +5,8 @@
   at its next refresh: its users are `joined` again, and counted once.
 - A store that stops reports its users as `left` at once (no TTL to wait for).
 - An entry regrouped after a membership change leaves only the projects it names now.
+- An instance whose channel connection was killed says so once it is subscribed again (what
+  was published meanwhile is lost to it), and follows the channel from there.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bugstream.bus.presence import PresenceEntry
+from bugstream.bus.redis_client import redis_client
 from bugstream.bus.redis_presence import RedisPresence
 from bugstream.domain.presence import PresenceChange
 from tests.support.redis import redis_prefix
@@ -26,9 +29,15 @@ Seen = list[tuple[str, int, tuple[int, ...], int | None]]
 
 
 class Instance:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, name: str) -> None:
+        self.redis = redis
+        self.name = name
         self.store = RedisPresence(redis, instance_ttl=0.6, prefix=prefix)
         self.seen: Seen = []
+        self.resyncs = 0
+
+    def resynced(self) -> None:
+        self.resyncs += 1
 
     def record(self, changes: list[PresenceChange]) -> None:
         self.seen += [(c.event.value, c.user_id, c.project_ids, c.bug_report_id) for c in changes]
@@ -45,16 +54,19 @@ class Instance:
 @pytest.fixture
 async def pair() -> AsyncIterator[tuple[Instance, Instance]]:
     async with redis_prefix() as (url, prefix):
-        redis = Redis.from_url(url)
-        a, b = Instance(redis, prefix), Instance(redis, prefix)
-        await a.store.start(a.record)
-        await b.store.start(b.record)
+        # A client each, as the server makes them (they retry on a broken connection, so
+        # redis-py itself subscribes again), named so that a test can cut one instance's.
+        a = Instance(redis_client(url, client_name=f"{prefix}-a"), prefix, f"{prefix}-a")
+        b = Instance(redis_client(url, client_name=f"{prefix}-b"), prefix, f"{prefix}-b")
+        await a.store.start(a.record, a.resynced)
+        await b.store.start(b.record, b.resynced)
         try:
             yield a, b
         finally:
             await b.store.stop()
             await a.store.stop()
-            await redis.aclose()
+            await a.redis.aclose()
+            await b.redis.aclose()
 
 
 async def test_transitions_are_counted_across_instances_and_seen_by_both(
@@ -113,3 +125,23 @@ async def test_a_regrouped_entry_leaves_only_its_current_projects(
     await a.store.regroup("c1", (2,))
     await a.store.disconnect("c1")
     assert await b.take(2) == [("stopped_viewing", 7, (2,), 40), ("left", 7, (2,), None)]
+
+
+async def test_an_instance_whose_channel_was_cut_says_so_when_it_is_back(
+    pair: tuple[Instance, Instance],
+) -> None:
+    a, b = pair
+    cut = [c for c in await b.redis.client_list(_type="pubsub") if c.get("name") == a.name]
+    assert len(cut) == 1, "instance a listens on one connection"
+    await b.redis.client_kill_filter(_id=cut[0]["id"])
+    # Published while a is away: lost to it, which is why it must say so.
+    await b.store.connect("c1", PresenceEntry(7, "bob", (1,)))
+    assert await b.take(1) == [("joined", 7, (1,), None)]
+    async with asyncio.timeout(5):
+        while a.resyncs == 0:
+            await asyncio.sleep(0.02)
+    assert (a.resyncs, b.resyncs) == (1, 0)
+    # Subscribed again: a sees what comes next.
+    a.seen.clear()
+    await b.store.disconnect("c1")
+    assert await a.take(1) == [("left", 7, (1,), None)]

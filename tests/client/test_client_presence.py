@@ -68,3 +68,12 @@ async def test_presence_reaches_on_change_and_the_view_survives_a_reconnect(
                 ("joined", None),
                 ("viewing", bug.id),
             ]
+
+            # The server lost its presence channel and is back: the application is told to
+            # read the snapshot again (not an on_change: it names no user or project).
+            resyncs: list[str] = []
+            client.presence.on_resync(lambda: resyncs.append("resync"))
+            seen_before = len(changes)
+            live.gateway.presence.resync()
+            await until(lambda: resyncs == ["resync"])
+            assert len(changes) == seen_before

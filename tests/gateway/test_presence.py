@@ -226,3 +226,19 @@ async def test_presence_messages_are_opt_in(server: LiveServer) -> None:
     await followed.close()
     assert await presence(viewer, quiet=1.0) == [("left", project.id, bob.id, None)]
     assert await presence(plain, quiet=0.3) == []
+
+
+async def test_a_resync_tells_every_follower_and_no_one_else(server: LiveServer) -> None:
+    """When presence changes may have been missed (the cluster's channel was lost and is back:
+    tests/bus/test_redis_presence.py), each connection following presence is told to read
+    the snapshot again; the others hear nothing of it."""
+    _, (alice, bob, _), _ = await cast(server)
+    plain = await server.connect(alice)
+    followers = [await server.connect(bob, query=FOLLOW), await server.connect(alice, query=FOLLOW)]
+    await presence_messages(followers[0], 0.4)  # the joins so far
+    await presence_messages(followers[1], 0.4)
+    server.gateway.presence.resync()
+    for follower in followers:
+        message = await follower.expect(lambda m: m["type"] == "presence")
+        assert message == {"type": "presence", "event": "resync", "payload": {}}
+    assert await presence_messages(plain, 0.3) == []

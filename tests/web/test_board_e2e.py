@@ -60,21 +60,31 @@ class World:
     project_id: int
 
 
+def start_team_site(site: Site) -> tuple[dict[str, int], dict[str, Any]]:
+    """Create admin, dana (developer) and rex (reporter), start the server, and make the
+    "Web app" project with dana and rex as members: the users' ids by name, and the project."""
+    for username, role in (("admin", "admin"), ("dana", "developer"), ("rex", "reporter")):
+        site.create_user(username, role)
+    site.start()
+    try:
+        with site.api("admin") as admin:
+            users = {u["username"]: u["id"] for u in ok(admin.get("/users"))["items"]}
+            project: dict[str, Any] = ok(admin.post("/projects", json={"name": "Web app"}))
+            for name in ("dana", "rex"):
+                ok(admin.post(f"/projects/{project['id']}/members", json={"user_id": users[name]}))
+    except BaseException:
+        site.stop()
+        raise
+    return users, project
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """A running server with admin, dana (developer), rex (reporter) and the "Web app"
     project they are members of, with a few bugs."""
     site = Site(tmp_path_factory.mktemp("board-site"))
-    site.create_user("admin", "admin")
-    site.create_user("dana", "developer")
-    site.create_user("rex", "reporter")
-    site.start()
+    users, project = start_team_site(site)
     try:
-        with site.api("admin") as admin:
-            users = {u["username"]: u["id"] for u in ok(admin.get("/users"))["items"]}
-            project = ok(admin.post("/projects", json={"name": "Web app"}))
-            for name in ("dana", "rex"):
-                ok(admin.post(f"/projects/{project['id']}/members", json={"user_id": users[name]}))
         with site.api("dana") as dana:
             for title, priority, status, assignee in SEEDS:
                 body: dict[str, Any] = {

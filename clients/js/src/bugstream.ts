@@ -39,7 +39,8 @@
  *   "event"       a bugstream event: {type, event, payload, event_id}
  *   "presence"    who is online / viewing a bug report changed: {type: "presence", event,
  *                 payload: {project_id, user: {id, username}, bug_report_id?}} (no event_id:
- *                 state, not history; read GET /api/v1/projects/{id}/presence after "welcome")
+ *                 state, not history; read GET /api/v1/projects/{id}/presence after "welcome",
+ *                 and again on event "resync": changes may have been missed)
  *   "resync"      the resync_required payload: events were missed, refetch state
  *   "servererror" an error payload that answers no command
  *   "token"       a new token is in use: {token, expiresAt}
@@ -471,7 +472,10 @@ export interface ClientOptions {
 }
 
 /** A `presence` message (docs/websocket.md, "Presence"): not an event, it has no event_id. */
-export interface PresenceMessage {
+export type PresenceMessage = PresenceChangeMessage | PresenceResyncMessage;
+
+/** Who is online / viewing a bug report changed. */
+export interface PresenceChangeMessage {
   type: "presence";
   event: "joined" | "left" | "viewing" | "stopped_viewing";
   payload: {
@@ -480,6 +484,14 @@ export interface PresenceMessage {
     /** `viewing` and `stopped_viewing` only */
     bug_report_id?: number;
   };
+}
+
+/** Changes may have been missed (the server lost its presence channel and is back): read
+ * `GET /api/v1/projects/{id}/presence` again for the projects you show. */
+export interface PresenceResyncMessage {
+  type: "presence";
+  event: "resync";
+  payload: Record<string, never>;
 }
 
 /** The result of `viewBug`: whether the project's audience sees the view (an admin who is not

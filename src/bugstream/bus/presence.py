@@ -23,6 +23,9 @@ from typing import Protocol
 from bugstream.domain.presence import PresenceChange, PresenceEvent, PresenceReader
 
 OnChange = Callable[[list[PresenceChange]], None]
+#: Told that transitions may have been missed (the channel was lost and is back): whoever
+#: follows presence must read the snapshot again.
+OnResync = Callable[[], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +39,9 @@ class PresenceEntry:
 
 
 class PresenceStore(PresenceReader, Protocol):
-    async def start(self, on_change: OnChange) -> None:
-        """Begin delivering changes (and any upkeep: leases); once, on the event loop."""
+    async def start(self, on_change: OnChange, on_resync: OnResync) -> None:
+        """Begin delivering changes (and any upkeep: leases); once, on the event loop.
+        `on_resync` is called when changes may have been lost (never, in one process)."""
 
     async def stop(self) -> None:
         """Remove this instance's entries (reporting who left) and stop."""
@@ -65,7 +69,8 @@ class MemoryPresence:
         self._viewing: dict[int, dict[int, dict[int, int]]] = {}
         self._on_change: OnChange = lambda changes: None
 
-    async def start(self, on_change: OnChange) -> None:
+    async def start(self, on_change: OnChange, on_resync: OnResync) -> None:
+        del on_resync  # nothing is lost in one process
         self._on_change = on_change
 
     async def stop(self) -> None:

@@ -17,12 +17,20 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
-def redis_client(url: str, *, max_connections: int = 64, pool_timeout: float = 10.0) -> Redis:
-    """A client whose pool closes with it (`aclose`)."""
+def redis_client(
+    url: str,
+    *,
+    max_connections: int = 64,
+    pool_timeout: float = 10.0,
+    client_name: str | None = None,
+) -> Redis:
+    """A client whose pool closes with it (`aclose`); `client_name` names its connections in
+    Redis's `CLIENT LIST`."""
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
         timeout=pool_timeout,
+        client_name=client_name,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )

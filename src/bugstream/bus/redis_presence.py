@@ -24,8 +24,9 @@ plus a refresh. An instance that stalled past its TTL and was reaped finds its o
 at its next refresh and writes its live entries again (its users are `joined` again).
 
 Pub/sub is at-most-once: an instance that loses its Redis connection misses the transitions
-published meanwhile (its clients' view is stale until they read the REST snapshot again);
-counts and entries, which the REST answer comes from, stay right.
+published meanwhile. Counts and entries, which the REST answer comes from, stay right; when
+the channel is back the instance is told (`on_resync`) and tells its clients to read the
+snapshot again (gateway/presence.py), so no view stays stale without their knowing.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import orjson
 from redis.asyncio import Redis
 
 from bugstream.background import BackgroundLoop
-from bugstream.bus.presence import OnChange, PresenceEntry
+from bugstream.bus.presence import OnChange, OnResync, PresenceEntry
 from bugstream.bus.redis_client import redis_client
 from bugstream.domain.presence import PresenceChange, PresenceEvent
 
@@ -188,6 +189,7 @@ class RedisPresence:
         self._regroup = redis.register_script(_REGROUP)
         self._local: dict[str, PresenceEntry] = {}  # this instance's entries, to re-assert
         self._on_change: OnChange = lambda changes: None
+        self._on_resync: OnResync = lambda: None
         self._listener: asyncio.Task[None] | None = None
         self._owns_client = False
 
@@ -197,8 +199,9 @@ class RedisPresence:
         presence._owns_client = True
         return presence
 
-    async def start(self, on_change: OnChange) -> None:
+    async def start(self, on_change: OnChange, on_resync: OnResync) -> None:
         self._on_change = on_change
+        self._on_resync = on_resync
         subscribed = asyncio.get_running_loop().create_future()
         self._listener = asyncio.create_task(
             self._listen(subscribed), name="bugstream-presence-channel"
@@ -294,16 +297,27 @@ class RedisPresence:
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
-                    if not subscribed.done():
-                        subscribed.set_result(None)
                     async for message in pubsub.listen():
-                        if message.get("type") == "message":
+                        kind = message.get("type")
+                        if kind == "message":
                             self._deliver(message["data"])
+                        elif kind == "subscribe":
+                            self._subscribed(subscribed)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("presence channel failed; resubscribing")
                 await asyncio.sleep(0.5)
+
+    def _subscribed(self, first: asyncio.Future[None]) -> None:
+        """Redis confirmed the subscription: the first time, or again after the connection
+        was lost (a new pubsub here, or redis-py's own reconnect, which subscribes again
+        without a word): what was published meanwhile is lost to this instance."""
+        if not first.done():
+            first.set_result(None)
+            return
+        log.warning("presence channel back; clients are told to resync")
+        self._on_resync()
 
     def _deliver(self, data: bytes) -> None:
         try:

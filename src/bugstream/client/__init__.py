@@ -29,7 +29,12 @@ from bugstream.client.errors import (
 )
 from bugstream.client.events import Event, EventPayload, RawPayload, Skipped, parse_event
 from bugstream.client.history import EventsPage, fetch_events, history
-from bugstream.client.presence import Presence, PresenceCallback, PresenceChange
+from bugstream.client.presence import (
+    Presence,
+    PresenceCallback,
+    PresenceChange,
+    PresenceResyncCallback,
+)
 from bugstream.client.state import ConnectionState, Phase, StateCallback
 from bugstream.client.subscription import Subscription, Subscriptions
 from bugstream.client.tokens import TokenProvider
@@ -79,6 +84,7 @@ __all__ = [
     "Presence",
     "PresenceCallback",
     "PresenceChange",
+    "PresenceResyncCallback",
     "Project",
     "RawPayload",
     "ReconnectFailed",

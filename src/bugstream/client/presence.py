@@ -36,12 +36,14 @@ class PresenceChange:
 
 
 PresenceCallback = Callable[[PresenceChange], Awaitable[None] | None]
+PresenceResyncCallback = Callable[[], Awaitable[None] | None]
 
 
 class Presence:
     def __init__(self, send: Send) -> None:
         self._send = send
         self._callbacks: list[PresenceCallback] = []
+        self._resync_callbacks: list[PresenceResyncCallback] = []
         self._tasks: set[asyncio.Future[None]] = set()
         #: the bug report declared with `view_bug` (None: none)
         self.viewing: int | None = None
@@ -60,8 +62,19 @@ class Presence:
         self._callbacks.append(callback)
         return callback
 
+    def on_resync(self, callback: PresenceResyncCallback) -> PresenceResyncCallback:
+        """Call `callback()` when the server says changes may have been missed (it lost its
+        presence channel and is back): read `GET /api/v1/projects/{id}/presence` again for
+        the projects you show (usable as a decorator; an async callback runs as a task)."""
+        self._resync_callbacks.append(callback)
+        return callback
+
     def receive(self, message: dict[str, Any]) -> None:
         """A presence message from the server (the connection's reader calls this)."""
+        if message.get("event") == "resync":
+            for resync in list(self._resync_callbacks):
+                self._run(resync())
+            return
         payload = payload_of(message)
         found = payload.get("user")
         user: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -77,11 +90,13 @@ class Presence:
             log.warning("ignoring a malformed presence message: %.200r", message)
             return
         for callback in list(self._callbacks):
-            result = callback(change)
-            if result is not None:
-                task = asyncio.ensure_future(result)
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            self._run(callback(change))
+
+    def _run(self, result: Awaitable[None] | None) -> None:
+        if result is not None:  # an async callback: a task, kept until done
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def renewal(self) -> Awaitable[None] | None:
         """What to run on a new connection to declare the view again (None: nothing)."""

@@ -39,6 +39,10 @@ from bugstream.services.users import active_user
 log = logging.getLogger("bugstream.gateway")
 
 
+#: The `presence` message that says "read the snapshot again" (it names no user or project).
+RESYNC = "resync"
+
+
 class PresenceViewPayload(BaseModel):
     """`presence.view`: the bug report this connection shows now; null: none."""
 
@@ -59,7 +63,7 @@ class Presence:
         self._followers: set[Connection] = set()
 
     async def start(self) -> None:
-        await self.store.start(self.deliver)
+        await self.store.start(self.deliver, self.resync)
 
     async def stop(self) -> None:
         if self._last:
@@ -96,7 +100,8 @@ class Presence:
     def follow(self, conn: Connection) -> None:
         """`conn` receives presence messages from now on."""
         conn.follows_presence = True
-        self._followers.add(conn)
+        if not conn.closed:  # a closed one would never be taken out again
+            self._followers.add(conn)
 
     @property
     def followers(self) -> int:
@@ -152,6 +157,16 @@ class Presence:
                         conn, project_id, change.bug_report_id
                     ):
                         self.hub.send(conn, frame)
+
+    def resync(self) -> None:
+        """Changes may have been missed (the cluster's presence channel was lost and is
+        back): every follower is told to read `GET /api/v1/projects/{id}/presence` again."""
+        if not self._followers:
+            return
+        frame = json_frame({"type": ServerMessage.PRESENCE.value, "event": RESYNC, "payload": {}})
+        for conn in self._followers:
+            if not conn.closed:
+                self.hub.send(conn, frame)
 
     def _chain(
         self, connection_id: str, call: Callable[[], Awaitable[None]]

@@ -2,8 +2,8 @@
  * Presence on the board: who is online in the selected project, and who else is viewing the
  * open bug report.
  *
- * The state comes from `GET /projects/{id}/presence` (after every welcome, and when the
- * project changes), then from the client's `presence` messages, which carry no event id and
+ * The state comes from `GET /projects/{id}/presence` (after every welcome, when the project
+ * changes, and when the server says `resync`), then from the client's `presence` messages, which carry no event id and
  * are not replayed. The open bug report is declared with `client.viewBug` (the client sends it
  * again after a reconnect); closing the panel declares none.
  */
@@ -64,6 +64,8 @@ async function reload() {
 }
 
 function apply(message) {
+  // Changes may have been missed (the server lost its presence channel and is back).
+  if (message.event === "resync") return void reload();
   const { project_id: projectId, user, bug_report_id: bugId } = message.payload;
   if (projectId !== presence.projectId) return;
   if (message.event === "joined") presence.online.set(user.id, user.username);

@@ -39,7 +39,8 @@
  *   "event"       a bugstream event: {type, event, payload, event_id}
  *   "presence"    who is online / viewing a bug report changed: {type: "presence", event,
  *                 payload: {project_id, user: {id, username}, bug_report_id?}} (no event_id:
- *                 state, not history; read GET /api/v1/projects/{id}/presence after "welcome")
+ *                 state, not history; read GET /api/v1/projects/{id}/presence after "welcome",
+ *                 and again on event "resync": changes may have been missed)
  *   "resync"      the resync_required payload: events were missed, refetch state
  *   "servererror" an error payload that answers no command
  *   "token"       a new token is in use: {token, expiresAt}
