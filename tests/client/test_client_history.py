@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import pytest
 
 from bugstream.client import BugReport, ResyncRequired, fetch_events, history
@@ -45,3 +48,23 @@ async def test_fetch_events_past_the_window_raises_resync_required(factory: Fact
         )
         assert page.events[-1].event_id == resync.value.latest_event_id
         assert len(page.events) == 2 and not page.has_more
+
+
+async def test_an_answer_that_is_not_bugstreams_is_an_http_error() -> None:
+    # A proxy's error page in front of the server: not JSON, so no typed bugstream error.
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"<html>502 Bad Gateway</html>"
+        writer.write(
+            b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        with pytest.raises(httpx.HTTPStatusError) as failed:
+            await fetch_events(f"http://127.0.0.1:{port}", "t", after=0)
+    assert failed.value.response.status_code == 502

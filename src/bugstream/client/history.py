@@ -2,20 +2,18 @@
 would deliver them, page by page. For scripts and catching up before (or instead of)
 following `/ws`: `async for event in history(base_url, token, after=n): ...`.
 
-Plain HTTP from the standard library, on a worker thread: the SDK needs no HTTP client of its
-own (it depends on `websockets` and the shared domain only).
+Over httpx (the SDK's HTTP client, as for the SSE fallback): `history` keeps one connection
+for all its pages.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from bugstream.client.errors import ResyncRequired, error_from_payload
 from bugstream.client.events import Event, parse_event
@@ -35,18 +33,27 @@ class EventsPage:
 
 
 async def fetch_events(
-    base_url: str, token: str, *, after: int = 0, limit: int = 100
+    base_url: str,
+    token: str,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    http: httpx.AsyncClient | None = None,
 ) -> EventsPage:
     """One page of `GET {base_url}/api/v1/events`. `ResyncRequired` when events after `after`
-    are no longer kept; any other error answer raises its typed `BugstreamError`."""
+    are no longer kept; any other error answer raises its typed `BugstreamError`. `http`: a
+    client to reuse (else one is made for this page)."""
     if urllib.parse.urlsplit(base_url).scheme not in {"http", "https"}:
         raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
-    query = urllib.parse.urlencode({"after": after, "limit": limit})
-    request = urllib.request.Request(  # noqa: S310 (the scheme is checked above)
-        f"{base_url.rstrip('/')}/api/v1/events?{query}",
+    if http is None:
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as own:
+            return await fetch_events(base_url, token, after=after, limit=limit, http=own)
+    response = await http.get(
+        f"{base_url.rstrip('/')}/api/v1/events",
+        params={"after": after, "limit": limit},
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
     )
-    body = await asyncio.to_thread(_get, request)
+    body = _json(response)
     if body.get("type") == "error":
         payload = body.get("payload", {})
         if payload.get("code") == "resync_required":
@@ -65,21 +72,25 @@ async def history(
 ) -> AsyncIterator[Event]:
     """Every event after `after` you may see, up to the newest the server had when the last
     page was read; connect to `/ws` with `last_event_id` = the last one's id to go on live."""
-    while True:
-        page = await fetch_events(base_url, token, after=after, limit=limit)
-        for event in page.events:
-            yield event
-        if not page.has_more:
-            return
-        after = page.next_after
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
+        while True:
+            page = await fetch_events(base_url, token, after=after, limit=limit, http=http)
+            for event in page.events:
+                yield event
+            if not page.has_more:
+                return
+            after = page.next_after
 
 
-def _get(request: urllib.request.Request) -> dict[str, Any]:
-    """The JSON body of the answer, an error answer's too."""
+def _json(response: httpx.Response) -> dict[str, Any]:
+    """The JSON body of the answer, an error answer's too; an answer that is not bugstream's
+    (a proxy's error page) raises `httpx.HTTPStatusError`."""
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:  # noqa: S310
-            data: dict[str, Any] = json.load(response)
-    except urllib.error.HTTPError as answer:
-        with answer:
-            data = json.load(answer)
+        data = response.json()
+    except ValueError:
+        response.raise_for_status()
+        raise
+    if not isinstance(data, dict):
+        response.raise_for_status()
+        raise ValueError(f"unexpected answer: {data!r:.200}")
     return data
