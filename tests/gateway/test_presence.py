@@ -242,3 +242,22 @@ async def test_a_resync_tells_every_follower_and_no_one_else(server: LiveServer)
         message = await follower.expect(lambda m: m["type"] == "presence")
         assert message == {"type": "presence", "event": "resync", "payload": {}}
     assert await presence_messages(plain, 0.3) == []
+
+
+async def test_changes_reach_the_projects_followers_however_many_follow_elsewhere(
+    server: LiveServer,
+) -> None:
+    """The followers of a change are looked up from the smaller side (the following users, or
+    the project's): with more users following elsewhere than the project has, the project's
+    followers still get it, and the others do not."""
+    factory, (alice, bob, carol), project = await cast(server)
+    dave = await factory.user(name="dave")
+    await factory.project(carol, dave)
+    member = await server.connect(bob, query=FOLLOW)
+    elsewhere = [await server.connect(u, query=FOLLOW) for u in (carol, dave)]
+    for client in (member, *elsewhere):
+        await presence_messages(client, 0.4)  # the joins so far
+    await server.connect(alice)  # 3 users follow; the project has 2 connected members
+    assert await presence(member) == [("joined", project.id, alice.id, None)]
+    for client in elsewhere:
+        assert await presence_messages(client, 0.3) == []

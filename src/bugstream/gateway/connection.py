@@ -137,7 +137,6 @@ class Connection:
         "delivered_through",
         "dirty",
         "drain_waiter",
-        "follows_presence",
         "held",
         "held_bytes",
         "info",
@@ -166,9 +165,6 @@ class Connection:
         self.buffered: Callable[[], int] = sink.buffered
         #: True while the transport asked us to stop writing (its buffer is full).
         self.paused = False
-        #: Presence messages are opt-in (`?presence=true`, or a `presence.view`): a client
-        #: that never asked gets no message type it does not expect, and no chatter.
-        self.follows_presence = False
         #: Writes made so far: a client whose count moves is taking what it is sent.
         self.writes = 0
         #: permessage-deflate: the largest window (bits) our compressed messages may use with

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from typing import assert_never
 
 from bugstream.domain.audience import may_see
@@ -33,6 +33,7 @@ from bugstream.gateway.telemetry import NullTelemetry, Telemetry
 from bugstream.gateway.user_access import AccessRevoked, SnapshotTooOld, UserAccess
 
 Revoke = Callable[[Connection, CloseCode, str], None]
+_NO_USERS: frozenset[int] = frozenset()
 
 
 class Hub:
@@ -261,9 +262,15 @@ class Hub:
             self._project_audience[project_id] = audience
         return audience
 
-    def in_project_audience(self, user_id: int, project_id: int) -> bool:
-        """Whether the user's connections are in `project_audience(project_id)`."""
-        return user_id in self._admins or user_id in self._project_users.get(project_id, ())
+    def project_users(self, project_id: int) -> Set[int]:
+        """The project's members connected here (with `admin_ids`: `project_audience`'s
+        users). Not a copy."""
+        return self._project_users.get(project_id, _NO_USERS)
+
+    @property
+    def admin_ids(self) -> Set[int]:
+        """The admins connected here. Not a copy."""
+        return self._admins
 
     def _connections_of(self, user_ids: Iterable[int]) -> list[Connection]:
         users = self._users

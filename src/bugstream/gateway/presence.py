@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from functools import partial
+from itertools import chain
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -57,10 +58,11 @@ class Presence:
         self.ctx = ctx
         # The last store call queued for each connection (the next one waits for it).
         self._last: dict[str, asyncio.Future[None]] = {}
-        #: The connections here that receive presence messages (they opted in). A change is
-        #: offered to these only: going through a project's whole audience cost every connect
+        #: The connections here that receive presence messages (they opted in), by user. A
+        #: change goes to these only, found from whichever side is smaller, the following
+        #: users or the project's: going through a project's whole audience cost every connect
         #: O(connections) when nobody follows presence (a connect storm went quadratic).
-        self._followers: set[Connection] = set()
+        self._followers: dict[int, set[Connection]] = {}
 
     async def start(self) -> None:
         await self.store.start(self.deliver, self.resync)
@@ -99,16 +101,20 @@ class Presence:
 
     def follow(self, conn: Connection) -> None:
         """`conn` receives presence messages from now on."""
-        conn.follows_presence = True
         if not conn.closed:  # a closed one would never be taken out again
-            self._followers.add(conn)
+            self._followers.setdefault(conn.user_id, set()).add(conn)
 
     @property
     def followers(self) -> int:
-        return len(self._followers)
+        """Connections following presence (read at scrape time)."""
+        return sum(len(conns) for conns in self._followers.values())
 
     def closed(self, conn: Connection) -> None:
-        self._followers.discard(conn)
+        conns = self._followers.get(conn.user_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._followers[conn.user_id]
         connection_id = conn.info.connection_id
         self._chain(connection_id, lambda: self.store.disconnect(connection_id))
 
@@ -138,7 +144,6 @@ class Presence:
         frame each)."""
         if not self._followers:
             return
-        in_audience = self.hub.in_project_audience
         for change in changes:
             user = {"id": change.user_id, "username": change.username}
             for project_id in change.project_ids:
@@ -152,10 +157,8 @@ class Presence:
                         "payload": payload,
                     }
                 )
-                for conn in self._followers:
-                    if in_audience(conn.user_id, project_id) and _wants(
-                        conn, project_id, change.bug_report_id
-                    ):
+                for conn in self._following(project_id):
+                    if _wants(conn, project_id, change.bug_report_id):
                         self.hub.send(conn, frame)
 
     def resync(self) -> None:
@@ -164,9 +167,23 @@ class Presence:
         if not self._followers:
             return
         frame = json_frame({"type": ServerMessage.PRESENCE.value, "event": RESYNC, "payload": {}})
-        for conn in self._followers:
-            if not conn.closed:
-                self.hub.send(conn, frame)
+        for conns in self._followers.values():
+            for conn in conns:
+                if not conn.closed:
+                    self.hub.send(conn, frame)
+
+    def _following(self, project_id: int) -> Iterator[Connection]:
+        """The followers in the project's audience (its members and admins connected here),
+        looked up from the smaller of the two sets of users."""
+        followers = self._followers
+        members, admins = self.hub.project_users(project_id), self.hub.admin_ids
+        if len(followers) <= len(members) + len(admins):
+            users: Iterable[int] = [u for u in followers if u in members or u in admins]
+        else:
+            audience = chain(members, (a for a in admins if a not in members))
+            users = [u for u in audience if u in followers]
+        for user_id in users:
+            yield from followers[user_id]
 
     def _chain(
         self, connection_id: str, call: Callable[[], Awaitable[None]]
