@@ -23,7 +23,7 @@ import ssl as ssl_module
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from websockets.exceptions import ConnectionClosed
@@ -189,7 +189,7 @@ class Client:
         return self._states.current
 
     @property
-    def transport(self) -> str:
+    def transport(self) -> Literal["websocket", "sse"]:
         """The transport in use, or of the next connection: "websocket" or "sse"."""
         return self._dialer.transport
 

@@ -60,17 +60,15 @@ def retrieve(future: asyncio.Future[Any]) -> None:
 def stream_url(url: str, last_event_id: int | None) -> str:
     """The URL to connect to, with `last_event_id` to resume after the last event seen (and
     never a token: it travels in the Authorization header)."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("last_event_id", "token")]
-    if last_event_id is not None:
-        query.append(("last_event_id", str(last_event_id)))
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    resume = {} if last_event_id is None else {"last_event_id": str(last_event_id)}
+    return with_query(url, drop=("last_event_id", "token"), **resume)
 
 
-def with_query(url: str, **params: str) -> str:
-    """`url` with these query parameters set (replacing any of the same name)."""
+def with_query(url: str, *, drop: tuple[str, ...] = (), **params: str) -> str:
+    """`url` without the query parameters named in `drop`, and with these set (replacing
+    any of the same name)."""
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in params]
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in params and k not in drop]
     return urlunsplit(parts._replace(query=urlencode([*query, *params.items()])))
 
 

@@ -168,7 +168,7 @@ class StateSources:
     capture_oldest_pending: Callable[[], float]
     socket_writes: Callable[[], tuple[int, int]]  # (writes, frames they carried)
     #: (SSE streams among the connections, connections that receive presence messages)
-    stream_kinds: Callable[[], tuple[int, int]] = lambda: (0, 0)
+    stream_kinds: Callable[[], tuple[int, int]]
 
 
 class StateCollector(Collector):
