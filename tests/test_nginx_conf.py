@@ -15,6 +15,7 @@ import ssl
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from bugstream.client import Client, Phase
 from bugstream.domain.enums import Role
 from tests.conftest import skip_or_fail
 from tests.support.factory import Factory
-from tests.support.live import live_server
+from tests.support.live import LiveServer, live_server
 from tests.support.net import free_port
 from tests.support.tls import self_signed_certificate
 
@@ -144,60 +145,78 @@ async def next_json(ws: Any) -> dict[str, Any]:
     return message
 
 
-async def test_wss_through_nginx_reaches_both_instances_without_sticky_sessions(
-    factory: Factory, tmp_path: Path
-) -> None:
+@dataclass
+class Fronted:
+    """Two live instances behind the shipped nginx: `ports` (http, https), and the TLS
+    context that trusts nginx's test certificate."""
+
+    one: LiveServer
+    two: LiveServer
+    ports: tuple[int, int]
+    trust: ssl.SSLContext
+
+
+@asynccontextmanager
+async def behind_nginx(factory: Factory, directory: Path) -> AsyncIterator[Fronted]:
     nginx = nginx_binary()
-    dev = await factory.user(Role.DEVELOPER)
-    project = await factory.project(dev)
     ports = (free_port(), free_port())
     async with (
         live_server(factory.ctx, behind_tls_proxy=True) as one,
         live_server(factory.ctx, behind_tls_proxy=True) as two,
     ):
-        site = site_config(tmp_path, ports=ports, upstreams=(one.port, two.port))
-        conf = main_config(tmp_path, site)
-        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        site = site_config(directory, ports=ports, upstreams=(one.port, two.port))
+        conf = main_config(directory, site)
+        trust = ssl.create_default_context(cafile=str(directory / "cert.pem"))
+        async with running_nginx(nginx, directory, conf, ports[1]):
+            yield Fronted(one, two, ports, trust)
+
+
+async def test_wss_through_nginx_reaches_both_instances_without_sticky_sessions(
+    factory: Factory, tmp_path: Path
+) -> None:
+    dev = await factory.user(Role.DEVELOPER)
+    project = await factory.project(dev)
+    async with behind_nginx(factory, tmp_path) as fronted:
+        one, two, ports, trust = fronted.one, fronted.two, fronted.ports, fronted.trust
         token = one.token_for(dev)
-        async with running_nginx(nginx, tmp_path, conf, ports[1]):
-            url = f"wss://127.0.0.1:{ports[1]}/ws?token={token}"
-            first = await websockets.connect(url, ssl=trust, open_timeout=TIMEOUT)
-            second = await websockets.connect(url, ssl=trust, open_timeout=TIMEOUT)
-            try:
-                for ws in (first, second):
-                    assert (await next_json(ws))["type"] == "welcome"
-                # least_conn: one connection on each instance.
-                assert one.gateway.hub.connection_count == 1
-                assert two.gateway.hub.connection_count == 1
+        url = f"wss://127.0.0.1:{ports[1]}/ws?token={token}"
+        first = await websockets.connect(url, ssl=trust, open_timeout=TIMEOUT)
+        second = await websockets.connect(url, ssl=trust, open_timeout=TIMEOUT)
+        try:
+            for ws in (first, second):
+                assert (await next_json(ws))["type"] == "welcome"
+            # least_conn: one connection on each instance.
+            assert one.gateway.hub.connection_count == 1
+            assert two.gateway.hub.connection_count == 1
 
-                # REST through the same host; each instance delivers the event to its client.
-                async with httpx.AsyncClient(
-                    base_url=f"https://127.0.0.1:{ports[1]}",
-                    verify=trust,
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=TIMEOUT,
-                ) as http:
-                    created = await http.post(
-                        "/api/v1/bugs", json={"project_id": project.id, "title": "via nginx"}
-                    )
-                    assert created.status_code == 201, created.text
-                    # Metrics and probes are not published through the proxy.
-                    for path in ("/metrics", "/healthz", "/readyz"):
-                        assert (await http.get(path)).status_code == 404
-                    assert (await http.get("/docs")).status_code == 200
-                for ws in (first, second):
-                    event = await next_json(ws)
-                    assert (event["type"], event["event"]) == ("bug_report", "created")
-                    assert event["payload"]["title"] == "via nginx"
-            finally:
-                await first.close()
-                await second.close()
+            # REST through the same host; each instance delivers the event to its client.
+            async with httpx.AsyncClient(
+                base_url=f"https://127.0.0.1:{ports[1]}",
+                verify=trust,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=TIMEOUT,
+            ) as http:
+                created = await http.post(
+                    "/api/v1/bugs", json={"project_id": project.id, "title": "via nginx"}
+                )
+                assert created.status_code == 201, created.text
+                # Metrics and probes are not published through the proxy.
+                for path in ("/metrics", "/healthz", "/readyz"):
+                    assert (await http.get(path)).status_code == 404
+                assert (await http.get("/docs")).status_code == 200
+            for ws in (first, second):
+                event = await next_json(ws)
+                assert (event["type"], event["event"]) == ("bug_report", "created")
+                assert event["payload"]["title"] == "via nginx"
+        finally:
+            await first.close()
+            await second.close()
 
-            # Plain http is sent to https.
-            async with httpx.AsyncClient(timeout=TIMEOUT) as plain:
-                response = await plain.get(f"http://127.0.0.1:{ports[0]}/ws?token={token}")
-            assert response.status_code == 301
-            assert response.headers["location"].startswith("https://")
+        # Plain http is sent to https.
+        async with httpx.AsyncClient(timeout=TIMEOUT) as plain:
+            response = await plain.get(f"http://127.0.0.1:{ports[0]}/ws?token={token}")
+        assert response.status_code == 301
+        assert response.headers["location"].startswith("https://")
 
 
 async def test_the_sse_fallback_through_nginx_keeps_stream_and_posts_on_one_instance(
@@ -207,43 +226,35 @@ async def test_the_sse_fallback_through_nginx_keeps_stream_and_posts_on_one_inst
     # posts for it reach the same instance (else each POST would be 404), and events are not
     # held in nginx's buffers (the stream's `X-Accel-Buffering: no`, and proxy_buffering off):
     # they arrive while the stream stays open.
-    nginx = nginx_binary()
     dev = await factory.user(Role.DEVELOPER)
     project = await factory.project(dev)
-    ports = (free_port(), free_port())
-    async with (
-        live_server(factory.ctx, behind_tls_proxy=True) as one,
-        live_server(factory.ctx, behind_tls_proxy=True) as two,
-    ):
-        site = site_config(tmp_path, ports=ports, upstreams=(one.port, two.port))
-        conf = main_config(tmp_path, site)
-        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
-        url = f"wss://127.0.0.1:{ports[1]}/ws"
-        async with running_nginx(nginx, tmp_path, conf, ports[1]):
-            clients = [
-                Client(url, token=one.token_for(dev), ssl=trust, transport="sse") for _ in range(2)
-            ]
+    async with behind_nginx(factory, tmp_path) as fronted:
+        one, two, trust = fronted.one, fronted.two, fronted.trust
+        url = f"wss://127.0.0.1:{fronted.ports[1]}/ws"
+        clients = [
+            Client(url, token=one.token_for(dev), ssl=trust, transport="sse") for _ in range(2)
+        ]
+        for client in clients:
+            await client.connect()
+        try:
+            counts = sorted(s.gateway.hub.connection_count for s in (one, two))
+            assert counts == [0, 2], "both streams of one address on one instance"
+            for n in range(5):
+                for client in clients:
+                    created = await client.send(
+                        "bug_report.create", {"project_id": project.id, "title": f"t{n}"}
+                    )
+                    assert created["title"] == f"t{n}"
+            titles = [f"t{n}" for n in range(5) for _ in clients]
             for client in clients:
-                await client.connect()
-            try:
-                counts = sorted(s.gateway.hub.connection_count for s in (one, two))
-                assert counts == [0, 2], "both streams of one address on one instance"
-                for n in range(5):
-                    for client in clients:
-                        created = await client.send(
-                            "bug_report.create", {"project_id": project.id, "title": f"t{n}"}
-                        )
-                        assert created["title"] == f"t{n}"
-                titles = [f"t{n}" for n in range(5) for _ in clients]
-                for client in clients:
-                    received: list[str] = []
-                    events = client.events()
-                    while len(received) < len(titles):
-                        event = await asyncio.wait_for(anext(events), TIMEOUT)
-                        received.append(event.raw["title"])
-                    assert received == titles
-                    assert client.state.phase is Phase.CONNECTED
-                    assert client.transport == "sse"
-            finally:
-                for client in clients:
-                    await client.close()
+                received: list[str] = []
+                events = client.events()
+                while len(received) < len(titles):
+                    event = await asyncio.wait_for(anext(events), TIMEOUT)
+                    received.append(event.raw["title"])
+                assert received == titles
+                assert client.state.phase is Phase.CONNECTED
+                assert client.transport == "sse"
+        finally:
+            for client in clients:
+                await client.close()
