@@ -44,9 +44,10 @@ async def test_auto_falls_back_to_sse_where_a_proxy_blocks_websockets(
         proxy.block_websockets = blocking
         client = Client(f"{proxy.url}/ws", token=live.token_for(dev), backoff=FAST)
         client.on_state(states.append)
-        assert client.transport == "websocket"
+        transports: list[str] = [client.transport]
         await client.connect()
-        assert client.transport == "sse"
+        transports.append(client.transport)
+        assert transports == ["websocket", "sse"]
         assert proxy.blocked_upgrades == upgrades_tried
         assert [s.phase for s in states].count(Phase.CONNECTED) == 1
         [conn] = live.gateway.hub.connections_of(dev.id)
