@@ -871,11 +871,21 @@ def write_json(path: str | None, data: Any) -> None:
         print(f"\nwrote {path}")
 
 
+def cpu_model() -> str:
+    """The CPU's model name: results from two machines of the same size differ by it."""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def environment() -> dict[str, Any]:
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
         "loadavg_at_start": loadavg(),
     }
 
@@ -894,7 +904,7 @@ def begin_run(prefix: str) -> tuple[Path, dict[str, Any]]:
     raise_nofile()
     workdir = make_workdir(prefix)
     env = environment()
-    print(f"workdir {workdir}; load average {env['loadavg_at_start']}")
+    print(f"workdir {workdir}; {env['cpu_model']}; load average {env['loadavg_at_start']}")
     return workdir, env
 
 
