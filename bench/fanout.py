@@ -254,10 +254,7 @@ async def run_target(
         phases: list[tuple[str, Callable[[], Awaitable[int]]]] = []
         for rate in args.rate:
             phases.append(
-                (
-                    f"paced {rate:g}/s x {args.seconds:g}s",
-                    lambda rate=rate: driver.steady(rate, args.seconds),
-                )
+                (f"paced {rate:g}/s x {args.seconds:g}s", paced(driver, rate, args.seconds))
             )
         if args.burst:
             phases.append(
@@ -307,6 +304,11 @@ async def run_target(
         await driver.aclose()
         await server.stop()
     return result
+
+
+def paced(driver: Driver, rate: float, seconds: float) -> Callable[[], Awaitable[int]]:
+    """A paced phase's start, bound to its own rate (a lambda in the loop would share one)."""
+    return lambda: driver.steady(rate, seconds)
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

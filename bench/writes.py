@@ -23,7 +23,7 @@ import itertools
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from common import (
     HTTPError,
@@ -168,7 +168,9 @@ async def bus_ids(redis_url: str) -> list[int]:
         ids: list[int] = []
         last = "-"
         while True:
-            chunk = await client.xrange(stream_key, min=last, count=5000)
+            # redis-py types entries for every client setting; ours returns bytes ids.
+            raw = await client.xrange(stream_key, min=last, count=5000)
+            chunk = cast(list[tuple[bytes, Any]], raw or [])
             if last != "-":
                 chunk = chunk[1:]
             if not chunk:
